@@ -1,0 +1,61 @@
+# twistedpic: the two commands a newcomer runs are `make demo` and `make test`.
+# Each installs what it needs (scripts/setup.sh) and builds first.
+#
+#   make demo       build, then run the main example
+#   make test       build, run every test (ctest) and the TSAN build of the core
+#   make bench      CPU benchmarks (Google Benchmark), ending in RESULT lines
+#   make gpu-check  GPU validation (dry mode on a machine without a GPU)
+#   make fuzz       libFuzzer targets
+#
+# Your own LibTorch: make test Torch_DIR=/path/to/libtorch/share/cmake/Torch
+
+SHELL := /bin/bash
+BUILD ?= build
+BUILD_TSAN ?= build-tsan
+BUILD_TYPE ?= RelWithDebInfo
+TP_VENV ?= $(HOME)/.cache/twistedpic/venv
+export TP_VENV
+JOBS ?= $(shell nproc)
+CTEST_ARGS ?=
+
+ifdef Torch_DIR
+TORCH_ARGS := -DTorch_DIR=$(Torch_DIR)
+SETUP_ENV := TP_SKIP_VENV=1
+else
+TORCH_ARGS = -DCMAKE_PREFIX_PATH="$$($(TP_VENV)/bin/python -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')"
+SETUP_ENV :=
+endif
+
+CMAKE_COMMON := -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+
+.PHONY: setup configure build test test-tsan demo bench gpu-check fuzz clean
+
+setup:
+	@$(SETUP_ENV) bash scripts/setup.sh
+
+$(BUILD)/build.ninja:
+	@$(MAKE) --no-print-directory setup
+	cmake -S . -B $(BUILD) $(CMAKE_COMMON) $(TORCH_ARGS) $(CMAKE_ARGS)
+
+configure: setup
+	cmake -S . -B $(BUILD) $(CMAKE_COMMON) $(TORCH_ARGS) $(CMAKE_ARGS)
+
+build: setup $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+# The torch-free core and its tests under ThreadSanitizer.
+test-tsan: setup
+	@[ -f $(BUILD_TSAN)/build.ninja ] || cmake -S . -B $(BUILD_TSAN) $(CMAKE_COMMON) -DTP_WITH_TORCH=OFF -DTP_SANITIZE=thread
+	cmake --build $(BUILD_TSAN) -j $(JOBS)
+	cd $(BUILD_TSAN) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+	@$(MAKE) --no-print-directory test-tsan
+
+demo: build
+	./$(BUILD)/examples/tp_info
+	./$(BUILD)/examples/tp_c_version
+
+clean:
+	rm -rf $(BUILD) $(BUILD_TSAN)

@@ -1,0 +1,26 @@
+# Compiler settings applied to the project's own targets only, never to
+# dependencies: warnings as errors, and the optional sanitizers.
+
+if(TP_SANITIZE)
+  set(TP_SANITIZE_FLAGS -fsanitize=${TP_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
+endif()
+
+function(tp_project_target target)
+  target_include_directories(${target} PRIVATE ${PROJECT_SOURCE_DIR}/src)
+  target_compile_options(${target} PRIVATE
+    $<$<COMPILE_LANGUAGE:C,CXX>:-Wall -Wextra -Werror>
+    $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra,-Werror --Werror all-warnings>)
+  if(TP_SANITIZE)
+    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:C,CXX>:${TP_SANITIZE_FLAGS}>)
+    target_link_options(${target} PUBLIC ${TP_SANITIZE_FLAGS})
+  endif()
+endfunction()
+
+find_program(TP_CCACHE ccache)
+if(TP_CCACHE)
+  foreach(lang C CXX CUDA)
+    if(NOT CMAKE_${lang}_COMPILER_LAUNCHER)
+      set(CMAKE_${lang}_COMPILER_LAUNCHER ${TP_CCACHE})
+    endif()
+  endforeach()
+endif()

@@ -1,0 +1,26 @@
+// twistedpic: what the library was built with and what it can use right now.
+//
+// Threading: safe from any thread.
+#pragma once
+
+#include <string>
+
+#include "twistedpic/export.h"
+
+namespace tp {
+inline namespace v0 {
+
+struct RuntimeInfo {
+  std::string version;             // twistedpic's version, "0.1.0"
+  std::string torch_version;       // LibTorch's, "2.11.0"
+  std::string torch_cuda_version;  // the CUDA version torch was built for, "13.0"; empty for CPU builds
+  bool torch_cuda_compiled = false;
+  bool cuda_available = false;     // a CUDA device can be used now
+  int cuda_device_count = 0;
+  std::string cuda_unavailable_reason;  // why not, when !cuda_available
+};
+
+TP_EXPORT RuntimeInfo runtime_info();
+
+}  // namespace v0
+}  // namespace tp
