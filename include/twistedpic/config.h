@@ -1,0 +1,117 @@
+// twistedpic: registry configuration, from a JSON file or built in code.
+//
+// A config declares the models and the memory policy. The seed server's
+// IMAGE_MODELS dictionary maps onto "models" directly:
+//
+//   {
+//     "preset": "max_gpu_availability",          // or "balanced", "max_speed"
+//     "models": {
+//       "sd3_large": {"model_id": "stabilityai/stable-diffusion-3.5-large", "pipeline_type": "sd3"},
+//       "local":     {"path": "/models/sd35m", "pipeline_type": "sd3", "dtype": "fp16",
+//                     "priority": 5, "pinned": true, "policy": {"idle_timeout_s": 300}}
+//     },
+//     "policy": {"unload_after": "host", "idle_timeout_s": -1, "eager": false,
+//                "lru": {"max_models": 2, "max_bytes": "24GiB"},
+//                "pressure": {"min_free_bytes": "2GiB"}, "clean_caches": true},
+//     "host_budget_bytes": "32GiB", "device_budget_bytes": 0,
+//     "admission_timeout_ms": 0, "monitor_interval_ms": 250
+//   }
+//
+// Sizes are integers (bytes) or strings with a unit ("512MiB", "2GB").
+// Errors name the file, the field (as a dotted path) and the problem.
+//
+// Threading: value types; parse functions are pure and safe from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "twistedpic/dtype.h"
+#include "twistedpic/expected.h"
+#include "twistedpic/residency.h"
+
+namespace tp {
+inline namespace v0 {
+
+// Per-model policy settings. Unset fields take the registry-wide defaults.
+struct ModelPolicyOverrides {
+  // Where a model goes when its last lease ends: kHost or kDisk; kDevice keeps it.
+  std::optional<Tier> unload_after;
+  // Seconds idle before unloading; 0: at once; negative: never (as in Ollama).
+  std::optional<double> idle_timeout_s;
+  // Where an idle timeout sends the model: kHost or kDisk.
+  std::optional<Tier> idle_unload_to;
+};
+
+struct ModelConfig {
+  std::string name;
+  // A diffusers folder path, or a Hugging Face model id resolved in the local cache.
+  std::string source;
+  std::string pipeline_type = "sd3";
+  DType dtype = DType::kBF16;
+  std::string device = "cuda:0";
+  // Lower priorities are evicted first. Default: 0.
+  int priority = 0;
+  // A pinned model is never evicted by a policy (explicit unload still works).
+  bool pinned = false;
+  // Load at start (in priority order, within the budget). Default: the policy's `eager`.
+  std::optional<bool> eager;
+  // Device bytes reserved for activations on top of the weights at admission.
+  uint64_t workspace_bytes = 0;
+  // Weight bytes when known up front (simulated backends); 0: ask the backend.
+  uint64_t size_bytes = 0;
+  ModelPolicyOverrides policy;
+};
+
+struct PolicyConfig {
+  bool eager = false;
+  Tier unload_after = Tier::kDevice;  // kDevice: keep after the last lease
+  double idle_timeout_s = -1;         // negative: never
+  Tier idle_unload_to = Tier::kHost;
+  size_t lru_max_models = 0;          // 0: no limit
+  uint64_t lru_max_bytes = 0;         // 0: no limit
+  uint64_t min_free_bytes = 0;        // pressure headroom on the device, counting other processes
+  bool clean_caches = true;           // empty the allocator caches after unloads
+};
+
+struct RegistryConfig {
+  std::string preset;  // the preset this config started from, if any
+  std::vector<ModelConfig> models;
+  PolicyConfig policy;
+  // Pinned host memory the host tier may keep. nullopt: half of physical RAM.
+  std::optional<uint64_t> host_budget_bytes;
+  // Device bytes twistedpic may hold; 0: as much as is free.
+  uint64_t device_budget_bytes = 0;
+  // How long an admission waits for leases to end before failing. Default: 0.
+  std::chrono::milliseconds admission_timeout{0};
+  // How often the background thread checks pressure and timeouts.
+  std::chrono::milliseconds monitor_interval{250};
+
+  // The model named `name`, or nullptr.
+  TP_EXPORT const ModelConfig* find(std::string_view name) const;
+};
+
+// The seed's three documented setups:
+//   "max_gpu_availability": unload to host after each generation, clean caches;
+//   "balanced":             keep the model loaded, clean caches;
+//   "max_speed":            keep everything, no cleaning.
+// kInvalidArgument for another name.
+TP_EXPORT Expected<PolicyConfig> policy_preset(std::string_view name);
+
+// Parses a config document. `origin` names it in errors (a file name, or "<string>").
+TP_EXPORT Expected<RegistryConfig> parse_registry_config(std::string_view json_text, std::string_view origin = "<string>");
+TP_EXPORT Expected<RegistryConfig> load_registry_config(const std::filesystem::path& file);
+
+// Checks a config built in code: unique, non-empty names, sane values.
+TP_EXPORT Status validate_registry_config(const RegistryConfig& config);
+
+// "512MiB" -> 536870912; plain integers are bytes. kInvalidArgument otherwise.
+TP_EXPORT Expected<uint64_t> parse_byte_size(std::string_view text);
+
+}  // namespace v0
+}  // namespace tp

@@ -1,0 +1,238 @@
+// twistedpic: ModelRegistry, the memory core.
+//
+// The registry holds every model the config declares, loaded or not, and
+// hands out leases. A lease keeps its model on the device; when no lease is
+// live the memory policies decide whether the model stays, moves to the
+// pinned host tier (from which it comes back at PCIe speed) or leaves for
+// disk. Loads are lazy by default and single-flight: concurrent acquires of
+// one model perform one load, and loading one model never blocks acquiring
+// another resident one. Before a load the registry admits it: it estimates
+// the bytes (weights plus the model's workspace reserve), evicts per policy
+// until the model fits, waits up to the admission timeout for leases to end,
+// and otherwise fails with kResourceExhausted stating needed, free and
+// evictable bytes. It never lets a load run into an out-of-memory crash.
+//
+//   TP_ASSIGN_OR_RETURN(auto registry, tp::ModelRegistry::create(config, options));
+//   {
+//     TP_ASSIGN_OR_RETURN(tp::ModelLease lease, registry->acquire("sd3_large"));
+//     run(lease.weights());
+//   }  // lease released: unload-after, LRU, idle-timeout... apply now
+//
+// Threading: ModelRegistry is thread-safe (internally locked); every method
+// may be called from any thread. A ModelLease is a move-only handle owned by
+// one thread at a time; the weights it exposes are immutable while it lives
+// and may be read from any thread. Destroying the registry while leases are
+// live is safe: the registry stops taking requests and frees its models when
+// the last lease is released. Event callbacks run on the thread that made
+// the transition, possibly concurrently, without the registry's lock held;
+// they must not throw and must not destroy the registry.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "twistedpic/clock.h"
+#include "twistedpic/config.h"
+#include "twistedpic/device_monitor.h"
+#include "twistedpic/expected.h"
+#include "twistedpic/memory_policy.h"
+#include "twistedpic/model_weights.h"
+#include "twistedpic/residency.h"
+
+namespace tp {
+inline namespace v0 {
+
+// One residency transition.
+struct ResidencyEvent {
+  std::string model;
+  Tier from = Tier::kDisk;
+  Tier to = Tier::kDisk;
+  Reason reason = Reason::kLazy;
+  uint64_t bytes = 0;           // bytes moved (device bytes of the model)
+  double ms = 0;                // how long the transition took
+  // For transitions off the device: the increase of the device's free memory
+  // measured around the unload, i.e. what actually went back to the driver.
+  int64_t bytes_returned = 0;
+  bool failed = false;          // a load that failed (bytes = 0)
+  std::string error;            // its message
+};
+
+using EventCallback = std::function<void(const ResidencyEvent&)>;
+
+// A row of list().
+struct ModelInfo {
+  std::string name;
+  std::string source;
+  std::string pipeline_type;
+  DType dtype = DType::kBF16;
+  ModelState state = ModelState::kUnloaded;
+  Tier tier = Tier::kDisk;
+  uint64_t device_bytes = 0;
+  uint64_t host_bytes = 0;
+  uint32_t leases = 0;
+  bool pinned = false;
+  int priority = 0;
+  std::optional<TimePoint> last_use;    // never used: nullopt
+  std::optional<TimePoint> expires_at;  // when an idle timeout will unload it
+  uint64_t load_count = 0;
+  std::chrono::duration<double, std::milli> last_load_time{0};
+  std::string last_error;               // of a failed load
+};
+
+// Load times in milliseconds, in fixed buckets.
+struct Histogram {
+  static constexpr std::array<double, 14> kBoundsMs{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000};
+  std::array<uint64_t, kBoundsMs.size() + 1> buckets{};  // last: above the largest bound
+  uint64_t count = 0;
+  double sum_ms = 0;
+  double max_ms = 0;
+
+  void record(double ms);
+  // An upper bound of the q-quantile (0..1) from the buckets; 0 when empty.
+  TP_EXPORT double quantile(double q) const;
+};
+
+struct RegistryStats {
+  uint64_t hits = 0;            // acquires that found the model resident
+  uint64_t misses = 0;          // acquires that loaded it or waited for a load
+  uint64_t loads = 0;           // successful loads from disk
+  uint64_t reloads = 0;         // successful loads from the host tier
+  uint64_t load_failures = 0;
+  uint64_t admission_waits = 0;     // admissions that waited for leases to end
+  uint64_t admission_failures = 0;  // kResourceExhausted returned
+  std::array<uint64_t, 7> evictions_by_reason{};  // indexed by Reason
+  uint64_t bytes_to_device = 0;     // host -> device and disk -> device
+  uint64_t bytes_to_host = 0;       // device -> host copies made
+  uint64_t bytes_returned = 0;      // measured device bytes returned by unloads
+  uint64_t device_bytes = 0;        // held now
+  uint64_t peak_device_bytes = 0;
+  uint64_t host_bytes = 0;          // held now
+  Histogram load_ms;                // from disk
+  Histogram reload_ms;              // from the host tier
+
+  uint64_t evictions(Reason r) const { return evictions_by_reason[static_cast<size_t>(r)]; }
+};
+
+// What a load would do, without doing it.
+struct LoadPlan {
+  std::string model;
+  bool resident = false;        // nothing to do
+  Tier from = Tier::kDisk;
+  uint64_t bytes_to_move = 0;   // the weights
+  uint64_t needed_bytes = 0;    // weights + workspace
+  uint64_t free_bytes = 0;      // usable now (free minus headroom, within the budget)
+  std::vector<Eviction> evictions;
+  uint64_t bytes_evicted = 0;
+  bool fits = false;            // true when the evictions make room
+  std::string explanation;      // one line, for people
+};
+
+struct UnloadReport {
+  Tier from = Tier::kDevice;
+  Tier to = Tier::kDisk;
+  uint64_t bytes = 0;
+  int64_t bytes_returned = 0;   // measured device free-memory delta
+};
+
+struct AcquireOptions {
+  // Set from another thread to cancel a load this acquire started or waits for.
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+class ModelRegistry;
+
+// A lease on a resident model. While it lives the model stays on the device.
+// Move-only; release() or destruction ends it.
+class TP_EXPORT ModelLease {
+ public:
+  ModelLease() = default;
+  ModelLease(ModelLease&& other) noexcept;
+  ModelLease& operator=(ModelLease&& other) noexcept;
+  ModelLease(const ModelLease&) = delete;
+  ModelLease& operator=(const ModelLease&) = delete;
+  ~ModelLease();
+
+  explicit operator bool() const { return entry_ != nullptr; }
+  const std::string& name() const;
+  // REQUIRES: *this is a live lease.
+  ModelWeights& weights() const;
+  void release();
+
+ private:
+  friend class ModelRegistry;
+  struct Core;
+  struct Entry;
+  ModelLease(std::shared_ptr<Core> core, Entry* entry);
+
+  std::shared_ptr<Core> core_;
+  Entry* entry_ = nullptr;
+};
+
+struct RegistryOptions {
+  std::shared_ptr<WeightBackend> backend;  // required
+  std::shared_ptr<DeviceMonitor> monitor;  // required
+  std::shared_ptr<Clock> clock;            // default: SteadyClock
+  // The host's own policies, consulted before the built-ins.
+  std::vector<std::shared_ptr<MemoryPolicy>> policies;
+  // Run idle timeouts and pressure checks on a background thread every
+  // config.monitor_interval. Off: the host (or a test) calls tick().
+  bool background_thread = true;
+  // The clean-up step after unloads when config.policy.clean_caches is set
+  // (the torch layer empties its caching allocator here).
+  std::function<void()> clean_caches;
+};
+
+class TP_EXPORT ModelRegistry {
+ public:
+  // Validates the config, builds the policy chain, and loads the eager
+  // models (failures are logged and left as kFailed, not fatal).
+  static Expected<std::unique_ptr<ModelRegistry>> create(RegistryConfig config, RegistryOptions options);
+  ~ModelRegistry();
+  ModelRegistry(const ModelRegistry&) = delete;
+  ModelRegistry& operator=(const ModelRegistry&) = delete;
+
+  std::vector<ModelInfo> list() const;
+  Expected<ModelInfo> info(std::string_view name) const;
+
+  // A lease on `name`, loading or reloading it first when needed.
+  // kNotFound for an unknown name; kResourceExhausted when it cannot fit;
+  // the backend's error when the load fails; kCancelled when cancelled.
+  Expected<ModelLease> acquire(std::string_view name, const AcquireOptions& options = {});
+  // Loads `name` without taking a lease (reason: explicit).
+  Status preload(std::string_view name);
+  // Moves `name` off the device to `to` (kHost keeps a pinned copy, kDisk
+  // drops all). Unloading to disk a model already on the host drops its
+  // copy. kFailedPrecondition while it is leased.
+  Expected<UnloadReport> unload(std::string_view name, Tier to);
+  // Unloads every unleased model; reports the leased ones as kFailedPrecondition.
+  Status unload_all(Tier to);
+
+  // A dry run of acquire(name)'s admission.
+  Expected<LoadPlan> plan(std::string_view name) const;
+
+  // Applies idle timeouts, the pressure headroom and LRU limits now. Returns
+  // the next time something expires, if any.
+  std::optional<TimePoint> tick();
+
+  RegistryStats stats() const;
+  const RegistryConfig& config() const;
+
+  // Returns an id for unsubscribe().
+  int subscribe(EventCallback callback);
+  void unsubscribe(int id);
+
+ private:
+  explicit ModelRegistry(std::shared_ptr<ModelLease::Core> core);
+  std::shared_ptr<ModelLease::Core> core_;
+};
+
+}  // namespace v0
+}  // namespace tp

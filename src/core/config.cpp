@@ -1,0 +1,340 @@
+// Registry configuration: JSON parsing (nlohmann-json), presets and validation.
+#include "twistedpic/config.h"
+
+#include <cctype>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace tp {
+inline namespace v0 {
+namespace {
+
+using json = nlohmann::json;
+
+// Reads fields of one JSON object and reports errors as "<origin>: <path>: <problem>".
+class Reader {
+ public:
+  Reader(std::string_view origin, std::string path, const json& obj) : origin_(origin), path_(std::move(path)), obj_(obj) {}
+
+  tl::unexpected<Error> error(std::string_view field, std::string_view problem) const {
+    return invalid_argument(std::string(origin_) + ": " + join(field) + ": " + std::string(problem));
+  }
+  std::string join(std::string_view field) const {
+    if (path_.empty()) return std::string(field);
+    if (field.empty()) return path_;
+    return path_ + "." + std::string(field);
+  }
+
+  // Fields present in the object but not in `known`.
+  Status reject_unknown(std::initializer_list<std::string_view> known) const {
+    for (auto it = obj_.begin(); it != obj_.end(); ++it) {
+      bool ok = false;
+      for (auto k : known) ok = ok || it.key() == k;
+      if (!ok) return error(it.key(), "unknown field");
+    }
+    return ok_status();
+  }
+
+  const json* get(std::string_view field) const {
+    auto it = obj_.find(std::string(field));
+    return it == obj_.end() ? nullptr : &*it;
+  }
+
+  Status read_string(std::string_view field, std::string& out) const {
+    const json* v = get(field);
+    if (!v) return ok_status();
+    if (!v->is_string()) return error(field, "expected a string, got " + std::string(v->type_name()));
+    out = v->get<std::string>();
+    return ok_status();
+  }
+
+  Status read_bool(std::string_view field, bool& out) const {
+    const json* v = get(field);
+    if (!v) return ok_status();
+    if (!v->is_boolean()) return error(field, "expected true or false, got " + std::string(v->type_name()));
+    out = v->get<bool>();
+    return ok_status();
+  }
+
+  Status read_int(std::string_view field, int& out) const {
+    const json* v = get(field);
+    if (!v) return ok_status();
+    if (!v->is_number_integer()) return error(field, "expected an integer, got " + v->dump());
+    auto x = v->get<int64_t>();
+    if (x < std::numeric_limits<int>::min() || x > std::numeric_limits<int>::max())
+      return error(field, "integer " + v->dump() + " is out of range");
+    out = static_cast<int>(x);
+    return ok_status();
+  }
+
+  Status read_number(std::string_view field, double& out) const {
+    const json* v = get(field);
+    if (!v) return ok_status();
+    if (!v->is_number()) return error(field, "expected a number, got " + v->dump());
+    out = v->get<double>();
+    if (!std::isfinite(out)) return error(field, "expected a finite number");
+    return ok_status();
+  }
+
+  Status read_bytes(std::string_view field, uint64_t& out) const {
+    const json* v = get(field);
+    if (!v) return ok_status();
+    if (v->is_number_unsigned()) {
+      out = v->get<uint64_t>();
+      return ok_status();
+    }
+    if (v->is_string()) {
+      auto parsed = parse_byte_size(v->get<std::string>());
+      if (!parsed) return error(field, parsed.error().message);
+      out = *parsed;
+      return ok_status();
+    }
+    return error(field, "expected a byte size (a non-negative integer or a string like \"4GiB\"), got " + v->dump());
+  }
+
+  Status read_millis(std::string_view field, std::chrono::milliseconds& out) const {
+    const json* v = get(field);
+    if (!v) return ok_status();
+    if (!v->is_number_integer() || v->get<int64_t>() < 0)
+      return error(field, "expected a non-negative integer of milliseconds, got " + v->dump());
+    out = std::chrono::milliseconds(v->get<int64_t>());
+    return ok_status();
+  }
+
+  // "host" | "disk" | "keep"/false (stay on the device).
+  Status read_unload_tier(std::string_view field, std::optional<Tier>& out, bool allow_keep) const {
+    const json* v = get(field);
+    if (!v || v->is_null()) return ok_status();
+    if (allow_keep && v->is_boolean()) {
+      out = v->get<bool>() ? Tier::kHost : Tier::kDevice;
+      return ok_status();
+    }
+    if (v->is_string()) {
+      std::string s = v->get<std::string>();
+      if (s == "host") out = Tier::kHost;
+      else if (s == "disk") out = Tier::kDisk;
+      else if (allow_keep && (s == "keep" || s == "never")) out = Tier::kDevice;
+      if (out) return ok_status();
+    }
+    return error(field, std::string("expected ") + (allow_keep ? "\"host\", \"disk\", \"keep\" or a boolean" : "\"host\" or \"disk\"") +
+                            ", got " + v->dump());
+  }
+
+  Expected<Reader> object(std::string_view field) const {
+    const json* v = get(field);
+    static const json kEmpty = json::object();
+    if (!v) return Reader(origin_, join(field), kEmpty);
+    if (!v->is_object()) return error(field, "expected an object, got " + std::string(v->type_name()));
+    return Reader(origin_, join(field), *v);
+  }
+
+  const json& raw() const { return obj_; }
+  std::string_view origin() const { return origin_; }
+
+ private:
+  std::string_view origin_;
+  std::string path_;
+  const json& obj_;
+};
+
+Status read_policy(const Reader& r, PolicyConfig& p) {
+  TP_TRY(r.reject_unknown({"eager", "unload_after", "idle_timeout_s", "idle_unload_to", "lru", "pressure", "clean_caches"}));
+  TP_TRY(r.read_bool("eager", p.eager));
+  std::optional<Tier> unload_after, idle_to;
+  TP_TRY(r.read_unload_tier("unload_after", unload_after, true));
+  if (unload_after) p.unload_after = *unload_after;
+  TP_TRY(r.read_number("idle_timeout_s", p.idle_timeout_s));
+  TP_TRY(r.read_unload_tier("idle_unload_to", idle_to, false));
+  if (idle_to) p.idle_unload_to = *idle_to;
+  TP_TRY(r.read_bool("clean_caches", p.clean_caches));
+  TP_ASSIGN_OR_RETURN(Reader lru, r.object("lru"));
+  TP_TRY(lru.reject_unknown({"max_models", "max_bytes"}));
+  int max_models = static_cast<int>(p.lru_max_models);
+  TP_TRY(lru.read_int("max_models", max_models));
+  if (max_models < 0) return lru.error("max_models", "must be >= 0 (0: no limit)");
+  p.lru_max_models = static_cast<size_t>(max_models);
+  TP_TRY(lru.read_bytes("max_bytes", p.lru_max_bytes));
+  TP_ASSIGN_OR_RETURN(Reader pressure, r.object("pressure"));
+  TP_TRY(pressure.reject_unknown({"min_free_bytes"}));
+  TP_TRY(pressure.read_bytes("min_free_bytes", p.min_free_bytes));
+  return ok_status();
+}
+
+Status read_model(const Reader& r, const std::string& name, ModelConfig& m) {
+  TP_TRY(r.reject_unknown({"model_id", "path", "source", "pipeline_type", "dtype", "device", "priority", "pinned",
+                           "eager", "workspace_bytes", "size_bytes", "policy"}));
+  m.name = name;
+  int sources = 0;
+  for (const char* key : {"model_id", "path", "source"}) {
+    if (r.get(key)) {
+      ++sources;
+      TP_TRY(r.read_string(key, m.source));
+    }
+  }
+  if (sources == 0) return r.error("", "missing \"model_id\" (a Hugging Face id) or \"path\" (a diffusers folder)");
+  if (sources > 1) return r.error("", "give only one of \"model_id\", \"path\" and \"source\"");
+  if (m.source.empty()) return r.error(r.get("model_id") ? "model_id" : r.get("path") ? "path" : "source", "must not be empty");
+  TP_TRY(r.read_string("pipeline_type", m.pipeline_type));
+  std::string dtype;
+  TP_TRY(r.read_string("dtype", dtype));
+  if (!dtype.empty()) {
+    auto t = dtype_from_config_name(dtype);
+    if (!t || (*t != DType::kF32 && *t != DType::kF16 && *t != DType::kBF16))
+      return r.error("dtype", "unknown dtype '" + dtype + "' (expected fp32, fp16 or bf16)");
+    m.dtype = *t;
+  }
+  TP_TRY(r.read_string("device", m.device));
+  TP_TRY(r.read_int("priority", m.priority));
+  TP_TRY(r.read_bool("pinned", m.pinned));
+  if (r.get("eager")) {
+    bool eager = false;
+    TP_TRY(r.read_bool("eager", eager));
+    m.eager = eager;
+  }
+  TP_TRY(r.read_bytes("workspace_bytes", m.workspace_bytes));
+  TP_TRY(r.read_bytes("size_bytes", m.size_bytes));
+  TP_ASSIGN_OR_RETURN(Reader pol, r.object("policy"));
+  TP_TRY(pol.reject_unknown({"unload_after", "idle_timeout_s", "idle_unload_to"}));
+  TP_TRY(pol.read_unload_tier("unload_after", m.policy.unload_after, true));
+  if (pol.get("idle_timeout_s")) {
+    double t = 0;
+    TP_TRY(pol.read_number("idle_timeout_s", t));
+    m.policy.idle_timeout_s = t;
+  }
+  TP_TRY(pol.read_unload_tier("idle_unload_to", m.policy.idle_unload_to, false));
+  return ok_status();
+}
+
+}  // namespace
+
+const ModelConfig* RegistryConfig::find(std::string_view name) const {
+  for (const auto& m : models)
+    if (m.name == name) return &m;
+  return nullptr;
+}
+
+Expected<PolicyConfig> policy_preset(std::string_view name) {
+  PolicyConfig p;
+  if (name == "max_gpu_availability") {
+    p.unload_after = Tier::kHost;
+    p.clean_caches = true;
+  } else if (name == "balanced") {
+    p.unload_after = Tier::kDevice;
+    p.clean_caches = true;
+  } else if (name == "max_speed") {
+    p.unload_after = Tier::kDevice;
+    p.clean_caches = false;
+  } else {
+    return invalid_argument("unknown preset '" + std::string(name) +
+                            "' (expected max_gpu_availability, balanced or max_speed)");
+  }
+  return p;
+}
+
+Expected<uint64_t> parse_byte_size(std::string_view text) {
+  size_t i = 0;
+  while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+  size_t start = i;
+  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
+  if (i == start) return invalid_argument("'" + std::string(text) + "' is not a byte size (e.g. 4GiB, 512MB, 1024)");
+  double number = 0;
+  try {
+    size_t used = 0;
+    number = std::stod(std::string(text.substr(start, i - start)), &used);
+    if (used != i - start) throw std::invalid_argument("dots");
+  } catch (...) {
+    return invalid_argument("'" + std::string(text) + "' is not a byte size (e.g. 4GiB, 512MB, 1024)");
+  }
+  while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+  std::string unit(text.substr(i));
+  while (!unit.empty() && std::isspace(static_cast<unsigned char>(unit.back()))) unit.pop_back();
+  for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  double mult = 0;
+  static const std::pair<const char*, double> kUnits[] = {
+      {"", 1},       {"b", 1},       {"k", 1e3},     {"kb", 1e3},    {"m", 1e6},     {"mb", 1e6},
+      {"g", 1e9},    {"gb", 1e9},    {"t", 1e12},    {"tb", 1e12},   {"kib", 1024.0}, {"mib", 1048576.0},
+      {"gib", 1073741824.0}, {"tib", 1099511627776.0}};
+  for (const auto& [u, m] : kUnits)
+    if (unit == u) mult = m;
+  if (mult == 0) return invalid_argument("'" + std::string(text) + "' has an unknown unit '" + unit + "' (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)");
+  double bytes = number * mult;
+  if (bytes >= 1.8e19) return invalid_argument("'" + std::string(text) + "' is too large");
+  return static_cast<uint64_t>(std::llround(bytes));
+}
+
+Expected<RegistryConfig> parse_registry_config(std::string_view json_text, std::string_view origin) {
+  json doc;
+  try {
+    doc = json::parse(json_text.begin(), json_text.end());
+  } catch (const json::parse_error& e) {
+    return invalid_argument(std::string(origin) + ": invalid JSON at byte " + std::to_string(e.byte) + ": " + e.what());
+  }
+  if (!doc.is_object()) return invalid_argument(std::string(origin) + ": the config must be a JSON object");
+  Reader root(origin, "", doc);
+  TP_TRY(root.reject_unknown({"preset", "models", "policy", "host_budget_bytes", "device_budget_bytes",
+                              "admission_timeout_ms", "monitor_interval_ms", "version"}));
+  RegistryConfig config;
+  TP_TRY(root.read_string("preset", config.preset));
+  if (!config.preset.empty()) {
+    auto preset = policy_preset(config.preset);
+    if (!preset) return root.error("preset", preset.error().message);
+    config.policy = *preset;
+  }
+  TP_ASSIGN_OR_RETURN(Reader policy, root.object("policy"));
+  TP_TRY(read_policy(policy, config.policy));
+  if (root.get("host_budget_bytes")) {
+    uint64_t b = 0;
+    TP_TRY(root.read_bytes("host_budget_bytes", b));
+    config.host_budget_bytes = b;
+  }
+  TP_TRY(root.read_bytes("device_budget_bytes", config.device_budget_bytes));
+  TP_TRY(root.read_millis("admission_timeout_ms", config.admission_timeout));
+  TP_TRY(root.read_millis("monitor_interval_ms", config.monitor_interval));
+
+  const json* models = root.get("models");
+  if (!models) return root.error("models", "missing: declare at least one model");
+  if (!models->is_object())
+    return root.error("models", "expected an object mapping names to models, got " + std::string(models->type_name()));
+  for (auto it = models->begin(); it != models->end(); ++it) {
+    if (!it->is_object()) return root.error("models." + it.key(), "expected an object, got " + std::string(it->type_name()));
+    ModelConfig m;
+    TP_TRY(read_model(Reader(origin, "models." + it.key(), *it), it.key(), m));
+    config.models.push_back(std::move(m));
+  }
+  if (auto st = validate_registry_config(config); !st)
+    return invalid_argument(std::string(origin) + ": " + st.error().message);
+  return config;
+}
+
+Expected<RegistryConfig> load_registry_config(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return not_found(file.string() + ": cannot open the config file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return data_loss(file.string() + ": read error");
+  return parse_registry_config(text.str(), file.string());
+}
+
+Status validate_registry_config(const RegistryConfig& config) {
+  if (config.models.empty()) return invalid_argument("models: declare at least one model");
+  std::set<std::string, std::less<>> names;
+  for (const auto& m : config.models) {
+    std::string where = "models." + m.name;
+    if (m.name.empty()) return invalid_argument("models: a model has an empty name");
+    if (!names.insert(m.name).second) return invalid_argument(where + ": duplicate model name");
+    if (m.source.empty()) return invalid_argument(where + ": empty source");
+    if (m.pipeline_type.empty()) return invalid_argument(where + ".pipeline_type: must not be empty");
+    if (m.policy.idle_unload_to == Tier::kDevice) return invalid_argument(where + ".policy.idle_unload_to: must be host or disk");
+  }
+  if (config.policy.idle_unload_to == Tier::kDevice) return invalid_argument("policy.idle_unload_to: must be host or disk");
+  if (config.monitor_interval.count() <= 0) return invalid_argument("monitor_interval_ms: must be positive");
+  return ok_status();
+}
+
+}  // namespace v0
+}  // namespace tp

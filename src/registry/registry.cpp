@@ -1,0 +1,834 @@
+// ModelRegistry: leases, single-flight loads, admission, tiers and policies.
+//
+// Locking: one mutex (Core::mu) guards every Entry's bookkeeping, the stats
+// and the pending events. Weights move with the mutex released: the entry's
+// state (kLoading or kUnloading) gives the moving thread exclusive use of its
+// ModelWeights, and other threads wait on Core::cv for the state to settle.
+// Events and the cache clean-up run with the mutex released (flush()).
+// Lock order: registry -> device monitor (docs/threading.md).
+#include "twistedpic/registry.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <unistd.h>
+
+#include "twistedpic/log.h"
+
+namespace tp {
+inline namespace v0 {
+
+struct ModelLease::Entry {
+  ModelConfig config;
+  Tier unload_after = Tier::kDevice;
+  double idle_timeout_s = -1;
+  Tier idle_unload_to = Tier::kHost;
+
+  std::unique_ptr<ModelWeights> weights;  // set once, by the thread that first loads
+  ModelState state = ModelState::kUnloaded;
+  Tier tier = Tier::kDisk;
+  uint32_t leases = 0;
+  uint64_t device_bytes = 0;
+  uint64_t host_bytes = 0;
+  uint64_t weight_bytes = 0;  // known once opened
+  bool used = false;
+  TimePoint last_use{};
+  uint64_t load_count = 0;
+  Duration last_load_time{};
+  std::string last_error;
+
+  bool in_transition() const { return state == ModelState::kLoading || state == ModelState::kUnloading; }
+};
+
+namespace {
+
+double to_ms(Duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+ResidencyEvent make_event(const std::string& model, Tier from, Tier to, Reason reason, uint64_t bytes = 0, double ms = 0) {
+  ResidencyEvent ev;
+  ev.model = model;
+  ev.from = from;
+  ev.to = to;
+  ev.reason = reason;
+  ev.bytes = bytes;
+  ev.ms = ms;
+  return ev;
+}
+
+uint64_t sub_sat(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
+
+uint64_t default_host_budget() {
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page <= 0) return 0;
+  return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) / 2;
+}
+
+std::string fmt_bytes(uint64_t b) {
+  char buf[64];
+  if (b >= (1ull << 30)) std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(b) / (1ull << 30));
+  else if (b >= (1ull << 20)) std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1ull << 20));
+  else std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(b));
+  return std::string(buf) + " (" + std::to_string(b) + ")";
+}
+
+}  // namespace
+
+void Histogram::record(double ms) {
+  size_t i = 0;
+  while (i < kBoundsMs.size() && ms > kBoundsMs[i]) ++i;
+  ++buckets[i];
+  ++count;
+  sum_ms += ms;
+  max_ms = std::max(max_ms, ms);
+}
+
+double Histogram::quantile(double q) const {
+  if (count == 0) return 0;
+  auto target = static_cast<uint64_t>(std::ceil(q * static_cast<double>(count)));
+  if (target == 0) target = 1;
+  uint64_t seen = 0;
+  for (size_t i = 0; i < buckets.size(); ++i) {
+    seen += buckets[i];
+    if (seen >= target) return i < kBoundsMs.size() ? std::min(kBoundsMs[i], max_ms) : max_ms;
+  }
+  return max_ms;
+}
+
+// What admission found: whether the model fits, and the evictions that make it fit.
+struct Admission {
+  uint64_t need = 0;
+  uint64_t avail = 0;
+  std::vector<Eviction> evictions;
+  uint64_t evicted_bytes = 0;
+  uint64_t evictable_bytes = 0;
+  uint64_t leased_bytes = 0;
+  bool busy = false;  // other loads or unloads in flight: waiting may help
+  bool fits = false;
+};
+
+struct ModelLease::Core {
+  using Lock = std::unique_lock<std::mutex>;
+
+  RegistryConfig config;
+  RegistryOptions options;
+  std::vector<std::shared_ptr<MemoryPolicy>> chain;
+  uint64_t host_budget = 0;
+
+  mutable std::mutex mu;
+  std::condition_variable cv;  // entry states and leases changed
+  std::vector<std::unique_ptr<Entry>> entries;
+  std::map<std::string, Entry*, std::less<>> by_name;
+  uint64_t reserved_bytes = 0;  // admitted loads in flight
+  RegistryStats stats;
+  std::vector<ResidencyEvent> pending;  // emitted by flush()
+  bool clean_pending = false;
+  bool closed = false;
+
+  std::mutex subscribers_mu;
+  std::map<int, std::shared_ptr<EventCallback>> subscribers;
+  int next_subscriber = 1;
+
+  std::thread background;
+  std::condition_variable background_cv;
+  bool stop = false;
+  bool kick = false;
+
+  ~Core() {
+    for (auto& e : entries) e->weights.reset();  // frees device and host copies
+  }
+
+  // ---- lookups and views -------------------------------------------------
+
+  Expected<Entry*> find(std::string_view name) const {
+    auto it = by_name.find(name);
+    if (it != by_name.end()) return it->second;
+    std::string known;
+    for (const auto& [n, e] : by_name) known += (known.empty() ? "" : ", ") + n;
+    return not_found("model '" + std::string(name) + "' is not configured (configured: " + known + ")");
+  }
+
+  ModelView view_of(const Entry& e) const {
+    ModelView v;
+    v.config = &e.config;
+    v.name = e.config.name;
+    v.state = e.state;
+    v.tier = e.tier;
+    v.device_bytes = e.device_bytes;
+    v.host_bytes = e.host_bytes;
+    v.weight_bytes = e.weight_bytes;
+    v.leases = e.leases;
+    v.last_use = e.last_use;
+    v.load_count = e.load_count;
+    v.last_load_time = e.last_load_time;
+    v.unload_after = e.unload_after;
+    v.idle_timeout_s = e.idle_timeout_s;
+    v.idle_unload_to = e.idle_unload_to;
+    return v;
+  }
+
+  DeviceMemoryInfo device_info() const {
+    auto info = options.monitor->query();
+    if (!info) {
+      TP_LOG(kWarn, "registry", "device monitor " << options.monitor->name() << ": " << info.error().message);
+      return {};
+    }
+    return *info;
+  }
+
+  RegistryView view() const {
+    RegistryView v;
+    v.models.reserve(entries.size());
+    for (const auto& e : entries) {
+      v.models.push_back(view_of(*e));
+      v.device_bytes += e->device_bytes;
+      v.host_bytes += e->host_bytes;
+    }
+    v.device = device_info();
+    v.host_budget_bytes = host_budget;
+    v.now = options.clock->now();
+    return v;
+  }
+
+  uint64_t host_bytes_held() const {
+    uint64_t sum = 0;
+    for (const auto& e : entries) sum += e->host_bytes;
+    return sum;
+  }
+
+  std::optional<TimePoint> expires_at(const Entry& e) const {
+    ModelView v = view_of(e);
+    std::optional<TimePoint> best;
+    for (const auto& p : chain)
+      if (auto t = p->expires_at(v); t && (!best || *t < *best)) best = t;
+    return best;
+  }
+
+  // A policy may evict only resident, unleased, unpinned models.
+  Entry* legal_victim(const Eviction& ev, const Entry* incoming) const {
+    auto it = by_name.find(ev.model);
+    if (it == by_name.end()) return nullptr;
+    Entry* v = it->second;
+    if (v == incoming || v->state != ModelState::kResident || v->leases > 0 || v->config.pinned) return nullptr;
+    if (ev.to == Tier::kDevice) return nullptr;
+    return v;
+  }
+
+  std::vector<Eviction> select_victims(const RegistryView& v, uint64_t need, Reason reason) const {
+    for (const auto& p : chain)
+      if (auto r = p->select_victims(v, need, reason); !r.empty()) return r;
+    return rank_victims(v, need, reason);
+  }
+
+  // ---- admission ----------------------------------------------------------
+
+  Admission admit(const Entry& e) const {
+    Admission a;
+    a.need = e.weight_bytes + e.config.workspace_bytes;
+    RegistryView v = view();
+    uint64_t free = sub_sat(v.device.free_bytes, reserved_bytes);
+    a.avail = sub_sat(free, config.policy.min_free_bytes);
+    if (config.device_budget_bytes)
+      a.avail = std::min(a.avail, sub_sat(config.device_budget_bytes, v.device_bytes + reserved_bytes));
+    for (const auto& m : entries) {
+      if (m->state == ModelState::kResident && m->leases > 0) a.leased_bytes += m->device_bytes;
+      if (m->state == ModelState::kResident && m->leases == 0 && !m->config.pinned) a.evictable_bytes += m->device_bytes;
+      if (m.get() != &e && m->in_transition()) a.busy = true;
+    }
+
+    ModelView incoming = view_of(e);
+    std::vector<Eviction> limit;
+    for (const auto& p : chain)
+      for (auto& ev : p->enforce_limits(v, &incoming)) limit.push_back(std::move(ev));
+    auto take = [&](const Eviction& ev) {
+      Entry* victim = legal_victim(ev, &e);
+      if (!victim) return;
+      for (const auto& x : a.evictions)
+        if (x.model == ev.model) return;
+      a.evictions.push_back(ev);
+      a.evicted_bytes += victim->device_bytes;
+    };
+    for (const auto& ev : limit) take(ev);
+    if (a.avail + a.evicted_bytes < a.need) {
+      // Victims are chosen among the models the limits leave.
+      RegistryView rest = v;
+      for (auto& m : rest.models)
+        for (const auto& ev : a.evictions)
+          if (m.name == ev.model) m.state = ModelState::kUnloading;
+      for (const auto& ev : select_victims(rest, a.need - a.avail - a.evicted_bytes, Reason::kPressure)) take(ev);
+    }
+    a.fits = a.avail + a.evicted_bytes >= a.need;
+    return a;
+  }
+
+  std::string exhausted_message(const Entry& e, const Admission& a) const {
+    return "cannot load '" + e.config.name + "': needs " + fmt_bytes(a.need) + " (weights " + fmt_bytes(e.weight_bytes) +
+           " + workspace " + fmt_bytes(e.config.workspace_bytes) + "), free " + fmt_bytes(a.avail) +
+           " (after a headroom of " + fmt_bytes(config.policy.min_free_bytes) + "), evictable " +
+           fmt_bytes(a.evictable_bytes) + ", held by leased models " + fmt_bytes(a.leased_bytes);
+  }
+
+  // ---- transitions (all called and returning with `lk` held) ---------------
+
+  void wait_stable(Lock& lk, Entry& e) {
+    cv.wait(lk, [&] { return !e.in_transition(); });
+  }
+
+  void record_event(ResidencyEvent ev) { pending.push_back(std::move(ev)); }
+
+  // Emits pending events and runs the cache clean-up, with the lock released.
+  void flush(Lock& lk) {
+    if (pending.empty() && !clean_pending) return;
+    std::vector<ResidencyEvent> events;
+    events.swap(pending);
+    bool clean = clean_pending && config.policy.clean_caches && options.clean_caches;
+    clean_pending = false;
+    lk.unlock();
+    if (clean) options.clean_caches();
+    std::vector<std::shared_ptr<EventCallback>> subs;
+    {
+      std::lock_guard<std::mutex> g(subscribers_mu);
+      for (const auto& [id, cb] : subscribers) subs.push_back(cb);
+    }
+    for (const auto& ev : events) {
+      TP_LOG(kInfo, "registry",
+             ev.model << ": " << tier_name(ev.from) << " -> " << tier_name(ev.to) << " (" << reason_name(ev.reason) << ", "
+                      << ev.bytes << " bytes, " << ev.ms << " ms" << (ev.failed ? ", failed: " + ev.error : "") << ")");
+      for (const auto& cb : subs) {
+        try {
+          (*cb)(ev);
+        } catch (...) {
+          TP_LOG(kError, "registry", "an event callback threw; the exception was dropped");
+        }
+      }
+    }
+    lk.lock();
+  }
+
+  // Drops host copies, least recently used first, until `bytes` more fit in
+  // the host budget. Never touches `keep` or entries in transition.
+  bool make_host_room(uint64_t bytes, const Entry* keep) {
+    uint64_t held = host_bytes_held();
+    if (held + bytes <= host_budget) return true;
+    std::vector<Entry*> copies;
+    for (auto& e : entries)
+      if (e.get() != keep && e->host_bytes > 0 && !e->in_transition()) copies.push_back(e.get());
+    uint64_t droppable = 0;
+    for (Entry* c : copies) droppable += c->host_bytes;
+    if (held - droppable + bytes > host_budget) return false;  // would drop copies in vain
+    std::sort(copies.begin(), copies.end(), [](Entry* a, Entry* b) { return a->last_use < b->last_use; });
+    for (Entry* c : copies) {
+      if (held + bytes <= host_budget) break;
+      held -= c->host_bytes;
+      ResidencyEvent ev = make_event(c->config.name, Tier::kHost, Tier::kDisk, Reason::kLru, c->host_bytes);
+      c->weights->drop_host();
+      c->host_bytes = 0;
+      if (c->state == ModelState::kOffloaded || c->state == ModelState::kFailed) {
+        c->tier = Tier::kDisk;
+        if (c->state == ModelState::kOffloaded) c->state = ModelState::kUnloaded;
+        record_event(std::move(ev));
+      }
+    }
+    return held + bytes <= host_budget;
+  }
+
+  // Moves a resident, unleased model off the device.
+  UnloadReport evict(Lock& lk, Entry& e, Tier to, Reason reason) {
+    TP_ASSERT(e.state == ModelState::kResident && e.leases == 0 && to != Tier::kDevice);
+    if (to == Tier::kHost && !make_host_room(e.host_bytes ? 0 : e.device_bytes, &e)) to = Tier::kDisk;
+    e.state = ModelState::kUnloading;
+    uint64_t bytes = e.device_bytes;
+    uint64_t free_before = device_info().free_bytes;
+    TimePoint t0 = options.clock->now();
+    bool had_host = e.host_bytes > 0;
+
+    lk.unlock();
+    Status moved = ok_status();
+    if (to == Tier::kHost) {
+      moved = e.weights->offload_to_host({});
+      if (!moved) {
+        TP_LOG(kWarn, "registry", e.config.name << ": no host copy (" << moved.error().message << "); dropping to disk");
+        e.weights->drop_device();
+        e.weights->drop_host();
+        to = Tier::kDisk;
+      }
+    } else {
+      e.weights->drop_device();
+      e.weights->drop_host();
+    }
+    lk.lock();
+
+    uint64_t free_after = device_info().free_bytes;
+    UnloadReport report{Tier::kDevice, to, bytes, static_cast<int64_t>(free_after) - static_cast<int64_t>(free_before)};
+    e.state = to == Tier::kHost ? ModelState::kOffloaded : ModelState::kUnloaded;
+    e.tier = to;
+    e.device_bytes = 0;
+    e.host_bytes = e.weights->host_bytes();
+    stats.evictions_by_reason[static_cast<size_t>(reason)]++;
+    if (to == Tier::kHost && !had_host) stats.bytes_to_host += e.host_bytes;
+    if (report.bytes_returned > 0) stats.bytes_returned += static_cast<uint64_t>(report.bytes_returned);
+    ResidencyEvent ev = make_event(e.config.name, Tier::kDevice, to, reason, bytes, to_ms(options.clock->now() - t0));
+    ev.bytes_returned = report.bytes_returned;
+    record_event(std::move(ev));
+    clean_pending = true;
+    cv.notify_all();
+    return report;
+  }
+
+  // Evicts the legal ones among `evs`; returns how many it evicted.
+  int evict_all(Lock& lk, const std::vector<Eviction>& evs, const Entry* incoming) {
+    int n = 0;
+    for (const auto& ev : evs) {
+      if (Entry* v = legal_victim(ev, incoming)) {
+        evict(lk, *v, ev.to, ev.reason);
+        ++n;
+      }
+    }
+    return n;
+  }
+
+  // Admits and loads `e` (not resident, not in transition).
+  Status load(Lock& lk, Entry& e, Reason reason, bool allow_evict, const std::atomic<bool>* cancel) {
+    TP_ASSERT(!e.in_transition() && e.state != ModelState::kResident);
+    const ModelState prev_state = e.state;
+    e.state = ModelState::kLoading;  // claims the single flight
+    auto give_up = [&](Error err, bool failed) -> Status {
+      e.state = failed ? ModelState::kFailed : prev_state;
+      if (failed) {
+        e.last_error = err.message;
+        ++stats.load_failures;
+        ResidencyEvent ev = make_event(e.config.name, e.tier, Tier::kDevice, reason);
+        ev.failed = true;
+        ev.error = err.message;
+        record_event(std::move(ev));
+      }
+      cv.notify_all();
+      return tl::unexpected(std::move(err));
+    };
+
+    if (!e.weights) {
+      lk.unlock();
+      auto opened = options.backend->open(e.config);
+      lk.lock();
+      if (!opened) return give_up(opened.error(), true);
+      e.weights = std::move(*opened);
+      e.weight_bytes = e.weights->device_bytes();
+    }
+
+    const auto deadline = std::chrono::steady_clock::now() + config.admission_timeout;
+    bool waited = false;
+    for (;;) {
+      if (closed) return give_up({ErrorCode::kFailedPrecondition, "the registry is shutting down"}, false);
+      if (cancel && cancel->load()) return give_up({ErrorCode::kCancelled, "loading '" + e.config.name + "' was cancelled"}, false);
+      Admission a = admit(e);
+      if (a.fits && a.evictions.empty()) break;
+      if (a.fits && allow_evict) {
+        if (evict_all(lk, a.evictions, &e) > 0) continue;
+      }
+      bool may_wait = a.leased_bytes > 0 || a.busy || reserved_bytes > 0;
+      if (may_wait && std::chrono::steady_clock::now() < deadline) {
+        if (!waited) ++stats.admission_waits;
+        waited = true;
+        cv.wait_until(lk, deadline);
+        continue;
+      }
+      ++stats.admission_failures;
+      return give_up({ErrorCode::kResourceExhausted, exhausted_message(e, a)}, false);
+    }
+
+    const uint64_t need = e.weight_bytes + e.config.workspace_bytes;
+    reserved_bytes += need;
+    const Tier from = e.host_bytes > 0 ? Tier::kHost : Tier::kDisk;
+    const TimePoint t0 = options.clock->now();
+    lk.unlock();
+    TransferContext ctx;
+    ctx.cancel = cancel;
+    Status loaded = e.weights->load_to_device(ctx);
+    if (!loaded) e.weights->drop_device();  // a failed load leaves nothing on the device
+    lk.lock();
+    reserved_bytes -= need;
+    if (!loaded) {
+      bool was_cancel = loaded.error().code == ErrorCode::kCancelled;
+      e.host_bytes = e.weights->host_bytes();
+      return give_up(loaded.error(), !was_cancel);
+    }
+    const Duration took = options.clock->now() - t0;
+    e.state = ModelState::kResident;
+    e.tier = Tier::kDevice;
+    e.device_bytes = e.weight_bytes;
+    e.host_bytes = e.weights->host_bytes();
+    e.last_error.clear();
+    e.used = true;
+    e.last_use = options.clock->now();
+    ++e.load_count;
+    e.last_load_time = took;
+    if (from == Tier::kHost) {
+      ++stats.reloads;
+      stats.reload_ms.record(to_ms(took));
+    } else {
+      ++stats.loads;
+      stats.load_ms.record(to_ms(took));
+    }
+    stats.bytes_to_device += e.device_bytes;
+    uint64_t held = 0;
+    for (const auto& m : entries) held += m->device_bytes;
+    stats.peak_device_bytes = std::max(stats.peak_device_bytes, held);
+    record_event(make_event(e.config.name, from, Tier::kDevice, reason, e.device_bytes, to_ms(took)));
+    cv.notify_all();
+    return ok_status();
+  }
+
+  // Makes `e` resident (waiting out or performing a load).
+  Status ensure_resident(Lock& lk, Entry& e, Reason reason, bool allow_evict, const std::atomic<bool>* cancel,
+                         bool* loaded_here) {
+    for (;;) {
+      if (closed) return failed_precondition("the registry is shutting down");
+      if (e.state == ModelState::kResident) return ok_status();
+      if (e.in_transition()) {
+        if (loaded_here) *loaded_here = true;  // waited for a load: a miss
+        wait_stable(lk, e);
+        continue;
+      }
+      if (loaded_here) *loaded_here = true;
+      TP_TRY(load(lk, e, reason, allow_evict, cancel));
+    }
+  }
+
+  void release(Entry& e) {
+    Lock lk(mu);
+    TP_ASSERT(e.leases > 0);
+    --e.leases;
+    e.last_use = options.clock->now();
+    if (e.leases == 0 && e.state == ModelState::kResident && !closed) {
+      RegistryView v = view();
+      const ModelView* mv = v.find(e.config.name);
+      std::optional<Eviction> act;
+      for (const auto& p : chain)
+        if ((act = p->on_idle(v, *mv))) break;
+      if (act && act->to != Tier::kDevice) {
+        evict(lk, e, act->to, act->reason);
+      } else if (e.idle_timeout_s == 0) {
+        evict(lk, e, e.idle_unload_to, Reason::kTtl);
+      }
+    }
+    cv.notify_all();
+    kick = true;
+    background_cv.notify_all();
+    flush(lk);
+  }
+
+  std::optional<TimePoint> tick(Lock& lk) {
+    // Idle timeouts.
+    TimePoint now = options.clock->now();
+    for (auto& e : entries) {
+      if (e->state != ModelState::kResident || e->leases > 0) continue;
+      if (auto t = expires_at(*e); t && *t <= now) evict(lk, *e, e->idle_unload_to, Reason::kTtl);
+    }
+    // LRU limits.
+    {
+      RegistryView v = view();
+      std::vector<Eviction> evs;
+      for (const auto& p : chain)
+        for (auto& ev : p->enforce_limits(v, nullptr)) evs.push_back(std::move(ev));
+      evict_all(lk, evs, nullptr);
+    }
+    // Pressure: keep min_free_bytes free, counting other processes.
+    if (config.policy.min_free_bytes > 0) {
+      RegistryView v = view();
+      if (v.device.total_bytes > 0 && v.device.free_bytes < config.policy.min_free_bytes) {
+        uint64_t need = config.policy.min_free_bytes - v.device.free_bytes;
+        int n = evict_all(lk, select_victims(v, need, Reason::kPressure), nullptr);
+        if (n == 0)
+          TP_LOG(kDebug, "registry", "under pressure (" << v.device.free_bytes << " bytes free) but nothing is evictable");
+      }
+    }
+    std::optional<TimePoint> next;
+    for (const auto& e : entries)
+      if (auto t = expires_at(*e); t && (!next || *t < *next)) next = t;
+    flush(lk);
+    return next;
+  }
+
+  void background_loop() {
+    Lock lk(mu);
+    while (!stop) {
+      std::optional<TimePoint> next = tick(lk);
+      if (stop) break;
+      Duration wait = config.monitor_interval;
+      if (next && options.clock->is_real_time())
+        wait = std::clamp<Duration>(*next - options.clock->now(), std::chrono::milliseconds(1), wait);
+      background_cv.wait_for(lk, wait, [&] { return stop || kick; });
+      kick = false;
+    }
+  }
+
+  ModelInfo info_of(const Entry& e) const {
+    ModelInfo i;
+    i.name = e.config.name;
+    i.source = e.config.source;
+    i.pipeline_type = e.config.pipeline_type;
+    i.dtype = e.config.dtype;
+    i.state = e.state;
+    i.tier = e.tier;
+    i.device_bytes = e.device_bytes;
+    i.host_bytes = e.host_bytes;
+    i.leases = e.leases;
+    i.pinned = e.config.pinned;
+    i.priority = e.config.priority;
+    if (e.used) i.last_use = e.last_use;
+    i.expires_at = expires_at(e);
+    i.load_count = e.load_count;
+    i.last_load_time = e.last_load_time;
+    i.last_error = e.last_error;
+    return i;
+  }
+};
+
+// ---- ModelLease -------------------------------------------------------------
+
+ModelLease::ModelLease(std::shared_ptr<Core> core, Entry* entry) : core_(std::move(core)), entry_(entry) {}
+
+ModelLease::ModelLease(ModelLease&& other) noexcept
+    : core_(std::move(other.core_)), entry_(std::exchange(other.entry_, nullptr)) {}
+
+ModelLease& ModelLease::operator=(ModelLease&& other) noexcept {
+  if (this != &other) {
+    release();
+    core_ = std::move(other.core_);
+    entry_ = std::exchange(other.entry_, nullptr);
+  }
+  return *this;
+}
+
+ModelLease::~ModelLease() { release(); }
+
+const std::string& ModelLease::name() const {
+  TP_ASSERT(entry_);
+  return entry_->config.name;
+}
+
+ModelWeights& ModelLease::weights() const {
+  TP_ASSERT(entry_ && entry_->weights);
+  return *entry_->weights;
+}
+
+void ModelLease::release() {
+  if (!entry_) return;
+  Entry* e = std::exchange(entry_, nullptr);
+  std::shared_ptr<Core> core = std::move(core_);
+  core->release(*e);
+}  // the last lease of a destroyed registry frees it here
+
+// ---- ModelRegistry ------------------------------------------------------------
+
+ModelRegistry::ModelRegistry(std::shared_ptr<ModelLease::Core> core) : core_(std::move(core)) {}
+
+Expected<std::unique_ptr<ModelRegistry>> ModelRegistry::create(RegistryConfig config, RegistryOptions options) {
+  if (!options.backend) return invalid_argument("RegistryOptions.backend is required");
+  if (!options.monitor) return invalid_argument("RegistryOptions.monitor is required");
+  TP_TRY(validate_registry_config(config));
+  if (!options.clock) options.clock = std::make_shared<SteadyClock>();
+  for (const auto& p : options.policies)
+    if (!p) return invalid_argument("RegistryOptions.policies holds a null policy");
+
+  auto core = std::make_shared<ModelLease::Core>();
+  core->host_budget = config.host_budget_bytes.value_or(default_host_budget());
+  core->chain = options.policies;
+  for (auto& p : make_builtin_policies(config)) core->chain.push_back(std::move(p));
+  for (const auto& m : config.models) {
+    auto e = std::make_unique<ModelLease::Entry>();
+    e->config = m;
+    e->unload_after = m.policy.unload_after.value_or(config.policy.unload_after);
+    e->idle_timeout_s = m.policy.idle_timeout_s.value_or(config.policy.idle_timeout_s);
+    e->idle_unload_to = m.policy.idle_unload_to.value_or(config.policy.idle_unload_to);
+    core->by_name.emplace(m.name, e.get());
+    core->entries.push_back(std::move(e));
+  }
+  core->config = std::move(config);
+  core->options = std::move(options);
+
+  std::unique_ptr<ModelRegistry> registry(new ModelRegistry(core));
+  {
+    ModelLease::Core::Lock lk(core->mu);
+    RegistryView v = core->view();
+    std::vector<std::string> eager;
+    for (const auto& p : core->chain)
+      for (auto& n : p->preload(v)) eager.push_back(std::move(n));
+    for (const auto& name : eager) {
+      auto e = core->find(name);
+      if (!e || (*e)->state == ModelState::kResident) continue;
+      if (auto st = core->ensure_resident(lk, **e, Reason::kEager, /*allow_evict=*/false, nullptr, nullptr); !st)
+        TP_LOG(kWarn, "registry", "eager load of '" << name << "' skipped: " << st.error().message);
+    }
+    core->flush(lk);
+  }
+  if (core->options.background_thread) core->background = std::thread([c = core.get()] { c->background_loop(); });
+  return registry;
+}
+
+ModelRegistry::~ModelRegistry() {
+  {
+    std::lock_guard<std::mutex> lk(core_->mu);
+    core_->closed = true;
+    core_->stop = true;
+  }
+  core_->background_cv.notify_all();
+  core_->cv.notify_all();
+  if (core_->background.joinable()) core_->background.join();
+  // Live leases keep core_ alive; the last one frees the models.
+}
+
+std::vector<ModelInfo> ModelRegistry::list() const {
+  std::lock_guard<std::mutex> lk(core_->mu);
+  std::vector<ModelInfo> out;
+  out.reserve(core_->entries.size());
+  for (const auto& e : core_->entries) out.push_back(core_->info_of(*e));
+  return out;
+}
+
+Expected<ModelInfo> ModelRegistry::info(std::string_view name) const {
+  std::lock_guard<std::mutex> lk(core_->mu);
+  TP_ASSIGN_OR_RETURN(auto* e, core_->find(name));
+  return core_->info_of(*e);
+}
+
+Expected<ModelLease> ModelRegistry::acquire(std::string_view name, const AcquireOptions& options) {
+  ModelLease::Core::Lock lk(core_->mu);
+  TP_ASSIGN_OR_RETURN(ModelLease::Entry * e, core_->find(name));
+  bool missed = false;
+  Status st = core_->ensure_resident(lk, *e, Reason::kLazy, true, options.cancel, &missed);
+  if (!st) {
+    core_->flush(lk);
+    return tl::unexpected(st.error());
+  }
+  ++e->leases;  // taken under the same lock hold that saw the model resident
+  e->used = true;
+  e->last_use = core_->options.clock->now();
+  ++(missed ? core_->stats.misses : core_->stats.hits);
+  ModelView v = core_->view_of(*e);
+  for (const auto& p : core_->chain) p->on_access(v);
+  core_->flush(lk);
+  return ModelLease(core_, e);
+}
+
+Status ModelRegistry::preload(std::string_view name) {
+  ModelLease::Core::Lock lk(core_->mu);
+  TP_ASSIGN_OR_RETURN(ModelLease::Entry * e, core_->find(name));
+  Status st = core_->ensure_resident(lk, *e, Reason::kExplicit, true, nullptr, nullptr);
+  core_->flush(lk);
+  return st;
+}
+
+Expected<UnloadReport> ModelRegistry::unload(std::string_view name, Tier to) {
+  if (to == Tier::kDevice) return invalid_argument("unload: the target tier must be host or disk");
+  ModelLease::Core::Lock lk(core_->mu);
+  TP_ASSIGN_OR_RETURN(ModelLease::Entry * e, core_->find(name));
+  core_->wait_stable(lk, *e);
+  if (e->leases > 0)
+    return failed_precondition("model '" + e->config.name + "' has " + std::to_string(e->leases) +
+                               " live lease(s); it cannot be unloaded until they are released");
+  UnloadReport report{e->tier, e->tier, 0, 0};
+  if (e->state == ModelState::kResident) {
+    report = core_->evict(lk, *e, to, Reason::kExplicit);
+  } else if (to == Tier::kDisk && e->host_bytes > 0) {
+    report = {Tier::kHost, Tier::kDisk, e->host_bytes, 0};
+    e->weights->drop_host();
+    core_->record_event(make_event(e->config.name, Tier::kHost, Tier::kDisk, Reason::kExplicit, e->host_bytes));
+    e->host_bytes = 0;
+    e->tier = Tier::kDisk;
+    if (e->state == ModelState::kOffloaded) e->state = ModelState::kUnloaded;
+    ++core_->stats.evictions_by_reason[static_cast<size_t>(Reason::kExplicit)];
+  }
+  core_->flush(lk);
+  return report;
+}
+
+Status ModelRegistry::unload_all(Tier to) {
+  std::vector<std::string> leased;
+  for (const auto& e : core_->entries) {
+    auto r = unload(e->config.name, to);
+    if (!r) {
+      if (r.error().code != ErrorCode::kFailedPrecondition) return tl::unexpected(r.error());
+      leased.push_back(e->config.name);
+    }
+  }
+  if (!leased.empty()) {
+    std::string names;
+    for (const auto& n : leased) names += (names.empty() ? "" : ", ") + n;
+    return failed_precondition("unload_all: still leased, left on the device: " + names);
+  }
+  return ok_status();
+}
+
+Expected<LoadPlan> ModelRegistry::plan(std::string_view name) const {
+  ModelLease::Core::Lock lk(core_->mu);
+  TP_ASSIGN_OR_RETURN(ModelLease::Entry * e, core_->find(name));
+  LoadPlan p;
+  p.model = e->config.name;
+  if (e->state == ModelState::kResident) {
+    p.resident = p.fits = true;
+    p.from = Tier::kDevice;
+    p.explanation = "'" + p.model + "' is already on the device";
+    return p;
+  }
+  // Admission needs the weights' size: ask the backend when not opened yet.
+  ModelLease::Entry probe_entry;
+  const ModelLease::Entry* subject = e;
+  if (!e->weights) {
+    ModelConfig cfg = e->config;
+    lk.unlock();
+    auto opened = core_->options.backend->open(cfg);
+    lk.lock();
+    if (!opened) return tl::unexpected(opened.error());
+    probe_entry.config = cfg;
+    probe_entry.weight_bytes = (*opened)->device_bytes();
+    subject = &probe_entry;
+  }
+  Admission a = core_->admit(*subject);
+  p.from = e->host_bytes > 0 ? Tier::kHost : Tier::kDisk;
+  p.bytes_to_move = subject->weight_bytes;
+  p.needed_bytes = a.need;
+  p.free_bytes = a.avail;
+  p.evictions = a.evictions;
+  p.bytes_evicted = a.evicted_bytes;
+  p.fits = a.fits;
+  p.explanation = a.fits ? "load '" + p.model + "' from " + std::string(tier_name(p.from)) + ": " +
+                               std::to_string(p.bytes_to_move) + " bytes, evicting " + std::to_string(p.evictions.size()) +
+                               " model(s) (" + std::to_string(p.bytes_evicted) + " bytes)"
+                         : core_->exhausted_message(*subject, a);
+  return p;
+}
+
+std::optional<TimePoint> ModelRegistry::tick() {
+  ModelLease::Core::Lock lk(core_->mu);
+  return core_->tick(lk);
+}
+
+RegistryStats ModelRegistry::stats() const {
+  std::lock_guard<std::mutex> lk(core_->mu);
+  RegistryStats s = core_->stats;
+  s.device_bytes = 0;
+  for (const auto& e : core_->entries) s.device_bytes += e->device_bytes;
+  s.host_bytes = core_->host_bytes_held();
+  return s;
+}
+
+const RegistryConfig& ModelRegistry::config() const { return core_->config; }
+
+int ModelRegistry::subscribe(EventCallback callback) {
+  std::lock_guard<std::mutex> g(core_->subscribers_mu);
+  int id = core_->next_subscriber++;
+  core_->subscribers.emplace(id, std::make_shared<EventCallback>(std::move(callback)));
+  return id;
+}
+
+void ModelRegistry::unsubscribe(int id) {
+  std::lock_guard<std::mutex> g(core_->subscribers_mu);
+  core_->subscribers.erase(id);
+}
+
+}  // namespace v0
+}  // namespace tp

@@ -1,0 +1,184 @@
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "twistedpic/config.h"
+
+namespace tp {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(ConfigTest, SeedImageModelsMapDirectly) {
+  // The seed's IMAGE_MODELS dictionary, as JSON.
+  auto c = parse_registry_config(R"({
+    "preset": "max_gpu_availability",
+    "models": {
+      "sd3_large": {"model_id": "stabilityai/stable-diffusion-3.5-large", "pipeline_type": "sd3"},
+      "sdxl": {"model_id": "stabilityai/stable-diffusion-xl-base-1.0", "pipeline_type": "sdxl"}
+    }
+  })");
+  ASSERT_TRUE(c) << c.error().to_string();
+  ASSERT_EQ(c->models.size(), 2u);
+  const ModelConfig* m = c->find("sd3_large");
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->source, "stabilityai/stable-diffusion-3.5-large");
+  EXPECT_EQ(m->pipeline_type, "sd3");
+  EXPECT_EQ(m->dtype, DType::kBF16);
+  EXPECT_EQ(c->find("sdxl")->pipeline_type, "sdxl");
+  EXPECT_EQ(c->policy.unload_after, Tier::kHost);
+  EXPECT_TRUE(c->policy.clean_caches);
+}
+
+TEST(ConfigTest, PresetsMatchTheSeedsThreeSetups) {
+  auto avail = policy_preset("max_gpu_availability").value();
+  EXPECT_EQ(avail.unload_after, Tier::kHost);
+  EXPECT_TRUE(avail.clean_caches);
+  auto balanced = policy_preset("balanced").value();
+  EXPECT_EQ(balanced.unload_after, Tier::kDevice);
+  EXPECT_TRUE(balanced.clean_caches);
+  auto speed = policy_preset("max_speed").value();
+  EXPECT_EQ(speed.unload_after, Tier::kDevice);
+  EXPECT_FALSE(speed.clean_caches);
+  auto bad = policy_preset("fastest");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message, HasSubstr("unknown preset 'fastest'"));
+}
+
+TEST(ConfigTest, EveryFieldParsesAndOverridesThePreset) {
+  auto c = parse_registry_config(R"({
+    "preset": "balanced",
+    "models": {
+      "m": {"path": "/models/m", "pipeline_type": "sd3", "dtype": "fp16", "device": "cuda:1",
+            "priority": 7, "pinned": true, "eager": true, "workspace_bytes": "1.5GiB", "size_bytes": 1024,
+            "policy": {"unload_after": "disk", "idle_timeout_s": 0, "idle_unload_to": "disk"}}
+    },
+    "policy": {"unload_after": "host", "idle_timeout_s": 300, "eager": false, "clean_caches": false,
+               "lru": {"max_models": 2, "max_bytes": "24GiB"}, "pressure": {"min_free_bytes": "2GB"}},
+    "host_budget_bytes": "32GiB", "device_budget_bytes": 1000, "admission_timeout_ms": 5000,
+    "monitor_interval_ms": 100
+  })");
+  ASSERT_TRUE(c) << c.error().to_string();
+  const ModelConfig& m = c->models.at(0);
+  EXPECT_EQ(m.name, "m");
+  EXPECT_EQ(m.source, "/models/m");
+  EXPECT_EQ(m.dtype, DType::kF16);
+  EXPECT_EQ(m.device, "cuda:1");
+  EXPECT_EQ(m.priority, 7);
+  EXPECT_TRUE(m.pinned);
+  EXPECT_EQ(m.eager, true);
+  EXPECT_EQ(m.workspace_bytes, 1610612736u);
+  EXPECT_EQ(m.size_bytes, 1024u);
+  EXPECT_EQ(m.policy.unload_after, Tier::kDisk);
+  EXPECT_EQ(m.policy.idle_timeout_s, 0.0);
+  EXPECT_EQ(m.policy.idle_unload_to, Tier::kDisk);
+  EXPECT_EQ(c->policy.unload_after, Tier::kHost);
+  EXPECT_EQ(c->policy.idle_timeout_s, 300.0);
+  EXPECT_FALSE(c->policy.clean_caches);
+  EXPECT_EQ(c->policy.lru_max_models, 2u);
+  EXPECT_EQ(c->policy.lru_max_bytes, 24ull << 30);
+  EXPECT_EQ(c->policy.min_free_bytes, 2000000000u);
+  EXPECT_EQ(c->host_budget_bytes, 32ull << 30);
+  EXPECT_EQ(c->device_budget_bytes, 1000u);
+  EXPECT_EQ(c->admission_timeout.count(), 5000);
+  EXPECT_EQ(c->monitor_interval.count(), 100);
+}
+
+struct BadConfig {
+  const char* json;
+  const char* message;
+};
+
+class ConfigErrorTest : public ::testing::TestWithParam<BadConfig> {};
+
+TEST_P(ConfigErrorTest, NamesTheFileTheFieldAndTheProblem) {
+  auto c = parse_registry_config(GetParam().json, "twistedpic.json");
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_THAT(c.error().message, HasSubstr(GetParam().message));
+  EXPECT_EQ(c.error().message.rfind("twistedpic.json: ", 0), 0u) << c.error().message;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Errors, ConfigErrorTest,
+    ::testing::Values(
+        BadConfig{"{", "invalid JSON at byte 2"},
+        BadConfig{"[]", "the config must be a JSON object"},
+        BadConfig{"{}", "models: missing"},
+        BadConfig{R"({"models": []})", "models: expected an object mapping names to models, got array"},
+        BadConfig{R"({"models": {"a": 3}})", "models.a: expected an object, got number"},
+        BadConfig{R"({"models": {"a": {}}})", "models.a: missing \"model_id\""},
+        BadConfig{R"({"models": {"a": {"model_id": "x", "path": "y"}}})", "models.a: give only one of"},
+        BadConfig{R"({"models": {"a": {"model_id": ""}}})", "models.a.model_id: must not be empty"},
+        BadConfig{R"({"models": {"a": {"model_id": "x", "dtype": "bf17"}}})",
+                  "models.a.dtype: unknown dtype 'bf17' (expected fp32, fp16 or bf16)"},
+        BadConfig{R"({"models": {"a": {"model_id": "x", "dtype": "int8"}}})", "models.a.dtype: unknown dtype 'int8'"},
+        BadConfig{R"({"models": {"a": {"model_id": "x", "priority": "high"}}})",
+                  "models.a.priority: expected an integer, got \"high\""},
+        BadConfig{R"({"models": {"a": {"model_id": "x", "pinned": 1}}})", "models.a.pinned: expected true or false"},
+        BadConfig{R"({"models": {"a": {"model_id": "x", "colour": "red"}}})", "models.a.colour: unknown field"},
+        BadConfig{R"({"models": {"a": {"model_id": "x", "policy": {"unload_after": "gpu"}}}})",
+                  "models.a.policy.unload_after: expected \"host\", \"disk\", \"keep\" or a boolean, got \"gpu\""},
+        BadConfig{R"({"models": {"a": {"model_id": "x", "policy": {"idle_unload_to": "keep"}}}})",
+                  "models.a.policy.idle_unload_to: expected \"host\" or \"disk\""},
+        BadConfig{R"({"models": {"a": {"model_id": "x", "workspace_bytes": -5}}})",
+                  "models.a.workspace_bytes: expected a byte size"},
+        BadConfig{R"({"models": {"a": {"model_id": "x", "workspace_bytes": "5 parsecs"}}})",
+                  "models.a.workspace_bytes: '5 parsecs' has an unknown unit 'parsecs'"},
+        BadConfig{R"({"preset": "turbo", "models": {"a": {"model_id": "x"}}})", "preset: unknown preset 'turbo'"},
+        BadConfig{R"({"models": {"a": {"model_id": "x"}}, "policy": {"lru": {"max_models": -1}}})",
+                  "policy.lru.max_models: must be >= 0"},
+        BadConfig{R"({"models": {"a": {"model_id": "x"}}, "policy": {"idle_timeout_s": "soon"}})",
+                  "policy.idle_timeout_s: expected a number"},
+        BadConfig{R"({"models": {"a": {"model_id": "x"}}, "admission_timeout_ms": -1})",
+                  "admission_timeout_ms: expected a non-negative integer"},
+        BadConfig{R"({"models": {"a": {"model_id": "x"}}, "monitor_interval_ms": 0})",
+                  "monitor_interval_ms: must be positive"},
+        BadConfig{R"({"models": {"a": {"model_id": "x"}}, "gpu": true})", "gpu: unknown field"}));
+
+TEST(ConfigTest, ByteSizes) {
+  EXPECT_EQ(parse_byte_size("1024").value(), 1024u);
+  EXPECT_EQ(parse_byte_size("4GiB").value(), 4ull << 30);
+  EXPECT_EQ(parse_byte_size("512 MiB").value(), 512ull << 20);
+  EXPECT_EQ(parse_byte_size("2GB").value(), 2000000000u);
+  EXPECT_EQ(parse_byte_size("1.5kb").value(), 1500u);
+  EXPECT_FALSE(parse_byte_size(""));
+  EXPECT_FALSE(parse_byte_size("GiB"));
+  EXPECT_FALSE(parse_byte_size("1.2.3GB"));
+  EXPECT_FALSE(parse_byte_size("99999999999TiB"));
+}
+
+TEST(ConfigTest, FileErrorsNameTheFile) {
+  auto missing = load_registry_config("/nonexistent/twistedpic.json");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+  EXPECT_THAT(missing.error().message, HasSubstr("/nonexistent/twistedpic.json: cannot open"));
+
+  std::string path = ::testing::TempDir() + "/tp_config_test.json";
+  {
+    std::ofstream out(path);
+    out << R"({"models": {"a": {"model_id": "x", "dtype": "fp64"}}})";
+  }
+  auto bad = load_registry_config(path);
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message, HasSubstr(path + ": models.a.dtype: unknown dtype 'fp64'"));
+  std::remove(path.c_str());
+}
+
+TEST(ConfigTest, ValidateCatchesCodeBuiltMistakes) {
+  RegistryConfig c;
+  EXPECT_THAT(validate_registry_config(c).error().message, HasSubstr("declare at least one model"));
+  ModelConfig m;
+  m.name = "a";
+  m.source = "x";
+  c.models = {m, m};
+  EXPECT_THAT(validate_registry_config(c).error().message, HasSubstr("models.a: duplicate model name"));
+  c.models = {m};
+  c.models[0].source.clear();
+  EXPECT_THAT(validate_registry_config(c).error().message, HasSubstr("models.a: empty source"));
+}
+
+}  // namespace
+}  // namespace tp
