@@ -53,9 +53,30 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 	@$(MAKE) --no-print-directory test-tsan
 
+bench: setup $(BUILD)/build.ninja
+	cmake -S . -B $(BUILD) -DTP_BUILD_BENCHMARKS=ON >/dev/null
+	cmake --build $(BUILD) -j $(JOBS) --target registry_bench
+	python3 scripts/bench.py $(BUILD)
+
+gpu-check: build
+	bash scripts/gpu_check.sh $(BUILD)
+
 demo: build
 	./$(BUILD)/examples/tp_info
 	./$(BUILD)/examples/tp_c_version
+	./$(BUILD)/examples/registry_demo examples/configs/demo.json
+
+# libFuzzer on the torch-free core (clang, ASan + UBSan), FUZZ_TIME seconds per target.
+# New inputs go to $(BUILD_FUZZ)/corpus; the committed seeds in fuzz/corpus stay as they are.
+BUILD_FUZZ ?= build-fuzz
+FUZZ_TIME ?= 60
+fuzz:
+	@[ -f $(BUILD_FUZZ)/build.ninja ] || CC=clang CXX=clang++ cmake -S . -B $(BUILD_FUZZ) $(CMAKE_COMMON) \
+	  -DTP_WITH_TORCH=OFF -DTP_BUILD_TESTS=OFF -DTP_BUILD_EXAMPLES=OFF -DTP_BUILD_FUZZERS=ON
+	cmake --build $(BUILD_FUZZ) -j $(JOBS)
+	mkdir -p $(BUILD_FUZZ)/corpus/safetensors_header
+	./$(BUILD_FUZZ)/fuzz/safetensors_header_fuzz -dict=fuzz/safetensors_header.dict -max_total_time=$(FUZZ_TIME) \
+	  -artifact_prefix=$(BUILD_FUZZ)/ $(BUILD_FUZZ)/corpus/safetensors_header fuzz/corpus/safetensors_header
 
 clean:
 	rm -rf $(BUILD) $(BUILD_TSAN)

@@ -136,7 +136,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "admission_timeout_ms: expected a non-negative integer"},
         BadConfig{R"({"models": {"a": {"model_id": "x"}}, "monitor_interval_ms": 0})",
                   "monitor_interval_ms: must be positive"},
-        BadConfig{R"({"models": {"a": {"model_id": "x"}}, "gpu": true})", "gpu: unknown field"}));
+        BadConfig{R"({"models": {"a": {"model_id": "x"}}, "gpu": true})", "gpu: unknown field"}),
+    [](const ::testing::TestParamInfo<BadConfig>& i) { return "case" + std::to_string(i.index); });
 
 TEST(ConfigTest, ByteSizes) {
   EXPECT_EQ(parse_byte_size("1024").value(), 1024u);

@@ -537,6 +537,43 @@ TEST(RegistryTest, CreateRejectsBadOptions) {
   EXPECT_THAT(r.error().message, HasSubstr("models.a: duplicate model name"));
 }
 
+// Polls `cond` for up to 10 s; a bounded wait, not a timing assertion.
+template <class F>
+bool eventually(F cond) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
+TEST(RegistryTest, BackgroundThreadAppliesIdleTimeoutAndPressure) {
+  auto device = std::make_shared<SimulatedDevice>(10 * kGiB);
+  RegistryConfig c;
+  ModelConfig idle = model("idle", kGiB);
+  idle.policy.idle_timeout_s = 0.02;
+  c.models = {idle, model("big", 4 * kGiB)};
+  c.policy.min_free_bytes = 2 * kGiB;
+  c.monitor_interval = std::chrono::milliseconds(5);
+  c.host_budget_bytes = 16 * kGiB;
+  RegistryOptions o;
+  o.backend = std::make_shared<SimulatedBackend>(device);
+  o.monitor = device;
+  std::atomic<int> cleaned{0};  // the clean-up step runs on the background thread too
+  o.clean_caches = [&cleaned] { cleaned.fetch_add(1); };
+  auto registry = ModelRegistry::create(c, o).value();
+  { auto l = registry->acquire("idle").value(); }
+  { auto l = registry->acquire("big").value(); }
+  EXPECT_TRUE(eventually([&] { return registry->info("idle")->state == ModelState::kOffloaded; }));
+  EXPECT_EQ(registry->info("big")->state, ModelState::kResident);
+  device->set_external_bytes(5 * kGiB);  // another program: 1 GiB free < 2 GiB headroom
+  EXPECT_TRUE(eventually([&] { return registry->info("big")->state == ModelState::kOffloaded; }));
+  EXPECT_EQ(registry->stats().evictions(Reason::kPressure), 1u);
+  EXPECT_EQ(registry->stats().evictions(Reason::kTtl), 1u);
+  EXPECT_GE(cleaned.load(), 2);
+}
+
 // A host policy that always evicts the largest resident model first.
 class LargestFirst final : public MemoryPolicy {
  public:
