@@ -1,0 +1,422 @@
+// C shims: registry options, registry, model list, stats, events and leases.
+// Validate -> call C++ -> map Error. No business logic.
+#include <chrono>
+#include <cstring>
+
+#include "tp_internal.h"
+#include "twistedpic/registry.h"
+
+namespace {
+
+constexpr uint32_t kOptionsMagic = 0x74704f50;   // "tpOP"
+constexpr uint32_t kRegistryMagic = 0x74705247;  // "tpRG"
+constexpr uint32_t kLeaseMagic = 0x74704c53;     // "tpLS"
+constexpr uint32_t kDead = 0xdeadbeef;
+
+// A tp_memory_policy_vtable as a tp::MemoryPolicy; calls destroy once, on destruction.
+class VtablePolicy final : public tp::MemoryPolicy {
+ public:
+  VtablePolicy(const tp_memory_policy_vtable& vt, void* user_data) : vt_(vt), user_data_(user_data) {}
+  ~VtablePolicy() override {
+    if (vt_.destroy) vt_.destroy(user_data_);
+  }
+  std::string_view name() const override { return "host"; }
+
+  std::vector<tp::Eviction> select_victims(const tp::RegistryView& view, uint64_t need, tp::Reason reason) override {
+    if (!vt_.select_victims || view.models.empty()) return {};
+    std::vector<tp_policy_model> models(view.models.size());
+    std::vector<std::string> names(view.models.size());
+    for (size_t i = 0; i < view.models.size(); ++i) {
+      const tp::ModelView& m = view.models[i];
+      names[i] = std::string(m.name);
+      models[i] = tp_policy_model{names[i].c_str(), static_cast<int32_t>(m.state), static_cast<int32_t>(m.tier),
+                                  m.device_bytes, m.host_bytes, m.leases, m.config->pinned ? 1 : 0,
+                                  m.config->priority, m.evictable() ? 1 : 0,
+                                  m.load_count == 0 ? -1.0
+                                                    : std::chrono::duration<double>(view.now - m.last_use).count()};
+    }
+    std::vector<uint32_t> picked(models.size());
+    uint32_t n = vt_.select_victims(picked.data(), static_cast<uint32_t>(picked.size()), models.data(),
+                                    static_cast<uint32_t>(models.size()), need, user_data_);
+    std::vector<tp::Eviction> out;
+    for (uint32_t i = 0; i < n && i < picked.size(); ++i)
+      if (picked[i] < models.size()) out.push_back({names[picked[i]], tp::Tier::kHost, reason});
+    return out;
+  }
+
+  void on_access(const tp::ModelView& m) override {
+    if (vt_.on_access) vt_.on_access(std::string(m.name).c_str(), user_data_);
+  }
+
+ private:
+  tp_memory_policy_vtable vt_;
+  void* user_data_;
+};
+
+}  // namespace
+
+struct tp_registry_options {
+  uint32_t magic = kOptionsMagic;
+  std::string preset;
+  uint64_t simulated_bytes = 0;
+  bool background_thread = true;
+  std::vector<std::shared_ptr<tp::MemoryPolicy>> policies;  // host policies, first consulted first
+};
+
+struct tp_registry {
+  uint32_t magic = kRegistryMagic;
+  std::unique_ptr<tp::ModelRegistry> registry;
+};
+
+struct tp_model {
+  uint32_t magic = kLeaseMagic;
+  tp::ModelLease lease;
+};
+
+struct tp_model_list {
+  std::vector<tp::ModelInfo> rows;
+  std::vector<std::string> dtypes;
+  tp::TimePoint now;
+};
+
+using tp::capi::fail;
+
+#define TP_CHECK_HANDLE(h, kind, out_err)                                                                \
+  do {                                                                                                   \
+    if (!(h)) return fail(out_err, TP_INVALID_ARGUMENT, #h " must not be NULL");                         \
+    if ((h)->magic != kind) return fail(out_err, TP_INVALID_ARGUMENT, #h " is not a live " #h " handle"); \
+  } while (0)
+
+namespace {
+
+template <class T>
+void copy_prefix(T* out, const T& full) {
+  // Writes only the caller's prefix (out->struct_size bytes), keeping its struct_size.
+  uint32_t size = out->struct_size;
+  std::memcpy(static_cast<void*>(out), &full, std::min<size_t>(size, sizeof(T)));
+  out->struct_size = size;
+}
+
+tp_code create_registry(tp_registry** out, tp::Expected<tp::RegistryConfig> config, tp_registry_options* opts,
+                        tp_error** out_err) {
+  if (!config) return fail(out_err, config.error());
+  tp::RegistryOptions options;
+  if (opts) {
+    if (!opts->preset.empty()) {
+      auto preset = tp::policy_preset(opts->preset);
+      if (!preset) return fail(out_err, preset.error());
+      config->policy = *preset;
+    }
+    options.background_thread = opts->background_thread;
+  }
+  if (!opts || opts->simulated_bytes == 0)
+    return fail(out_err, TP_UNIMPLEMENTED,
+                "real weight loading is not available yet: use tp_registry_options_use_simulated_device()");
+  auto device = std::make_shared<tp::SimulatedDevice>(opts->simulated_bytes);
+  options.backend = std::make_shared<tp::SimulatedBackend>(device);
+  options.monitor = device;
+  options.policies = opts->policies;
+  auto registry = tp::ModelRegistry::create(std::move(*config), std::move(options));
+  if (!registry) return fail(out_err, registry.error());
+  opts->policies.clear();  // now owned by the registry
+  auto handle = std::make_unique<tp_registry>();
+  handle->registry = std::move(*registry);
+  *out = handle.release();
+  return TP_OK;
+}
+
+tp::Tier to_tier(int32_t tier) { return static_cast<tp::Tier>(tier); }
+
+}  // namespace
+
+extern "C" {
+
+const char* tp_tier_name(int32_t tier) {
+  return tier >= 0 && tier <= 2 ? tp::tier_name(static_cast<tp::Tier>(tier)).data() : "?";
+}
+const char* tp_state_name(int32_t state) {
+  return state >= 0 && state <= 5 ? tp::state_name(static_cast<tp::ModelState>(state)).data() : "?";
+}
+const char* tp_reason_name(int32_t reason) {
+  return reason >= 0 && reason < TP_REASON_SLOTS ? tp::reason_name(static_cast<tp::Reason>(reason)).data() : "?";
+}
+
+tp_code tp_registry_options_create(tp_registry_options** out, tp_error** out_err) {
+  TP_CAPI_BEGIN
+  TP_CAPI_REQUIRE(out, out_err);
+  *out = new tp_registry_options();
+  return TP_OK;
+  TP_CAPI_END(out_err)
+}
+
+void tp_registry_options_destroy(tp_registry_options* opts) {
+  if (!opts || opts->magic != kOptionsMagic) return;
+  opts->magic = kDead;
+  delete opts;  // unused policies call their destroy here
+}
+
+tp_code tp_registry_options_set_preset(tp_registry_options* opts, const char* preset, tp_error** out_err) {
+  TP_CAPI_BEGIN
+  TP_CHECK_HANDLE(opts, kOptionsMagic, out_err);
+  TP_CAPI_REQUIRE(preset, out_err);
+  auto p = tp::policy_preset(preset);
+  if (!p) return fail(out_err, p.error());
+  opts->preset = preset;
+  return TP_OK;
+  TP_CAPI_END(out_err)
+}
+
+tp_code tp_registry_options_use_simulated_device(tp_registry_options* opts, uint64_t total_bytes, tp_error** out_err) {
+  TP_CAPI_BEGIN
+  TP_CHECK_HANDLE(opts, kOptionsMagic, out_err);
+  if (total_bytes == 0) return fail(out_err, TP_INVALID_ARGUMENT, "total_bytes must be positive");
+  opts->simulated_bytes = total_bytes;
+  return TP_OK;
+  TP_CAPI_END(out_err)
+}
+
+tp_code tp_registry_options_set_background_thread(tp_registry_options* opts, int32_t enabled, tp_error** out_err) {
+  TP_CAPI_BEGIN
+  TP_CHECK_HANDLE(opts, kOptionsMagic, out_err);
+  if (enabled != 0 && enabled != 1) return fail(out_err, TP_INVALID_ARGUMENT, "enabled must be 0 or 1");
+  opts->background_thread = enabled == 1;
+  return TP_OK;
+  TP_CAPI_END(out_err)
+}
+
+tp_code tp_registry_options_add_policy(tp_registry_options* opts, const tp_memory_policy_vtable* vtable,
+                                       void* user_data, tp_error** out_err) {
+  TP_CAPI_BEGIN
+  TP_CHECK_HANDLE(opts, kOptionsMagic, out_err);
+  TP_CAPI_REQUIRE(vtable, out_err);
+  if (vtable->struct_size < sizeof(tp_memory_policy_vtable))
+    return fail(out_err, TP_INVALID_ARGUMENT,
+                "vtable->struct_size " + std::to_string(vtable->struct_size) + " is below v0.1's " +
+                    std::to_string(sizeof(tp_memory_policy_vtable)));
+  opts->policies.insert(opts->policies.begin(), std::make_shared<VtablePolicy>(*vtable, user_data));
+  return TP_OK;
+  TP_CAPI_END(out_err)
+}
+
+tp_code tp_registry_create_from_file(tp_registry** out, const char* config_path, tp_registry_options* opts,
+                                     tp_error** out_err) {
+  TP_CAPI_BEGIN
+  TP_CAPI_REQUIRE(out, out_err);
+  TP_CAPI_REQUIRE(config_path, out_err);
+  if (opts) TP_CHECK_HANDLE(opts, kOptionsMagic, out_err);
+  return create_registry(out, tp::load_registry_config(config_path), opts, out_err);
+  TP_CAPI_END(out_err)
+}
+
+tp_code tp_registry_create_from_string(tp_registry** out, const char* config_json, tp_registry_options* opts,
+                                       tp_error** out_err) {
+  TP_CAPI_BEGIN
+  TP_CAPI_REQUIRE(out, out_err);
+  TP_CAPI_REQUIRE(config_json, out_err);
+  if (opts) TP_CHECK_HANDLE(opts, kOptionsMagic, out_err);
+  return create_registry(out, tp::parse_registry_config(config_json), opts, out_err);
+  TP_CAPI_END(out_err)
+}
+
+void tp_registry_destroy(tp_registry* reg) {
+  if (!reg || reg->magic != kRegistryMagic) return;
+  reg->magic = kDead;
+  delete reg;  // live leases keep the models until released
+}
+
+tp_code tp_registry_model_count(uint32_t* out, const tp_registry* reg, tp_error** out_err) {
+  TP_CAPI_BEGIN
+  TP_CAPI_REQUIRE(out, out_err);
+  TP_CHECK_HANDLE(reg, kRegistryMagic, out_err);
+  *out = static_cast<uint32_t>(reg->registry->config().models.size());
+  return TP_OK;
+  TP_CAPI_END(out_err)
+}
+
+tp_code tp_registry_list(tp_model_list** out, const tp_registry* reg, tp_error** out_err) {
+  TP_CAPI_BEGIN
+  TP_CAPI_REQUIRE(out, out_err);
+  TP_CHECK_HANDLE(reg, kRegistryMagic, out_err);
+  auto list = std::make_unique<tp_model_list>();
+  list->rows = reg->registry->list();
+  list->now = std::chrono::steady_clock::now();
+  for (const auto& r : list->rows) list->dtypes.emplace_back(tp::dtype_config_name(r.dtype));
+  *out = list.release();
+  return TP_OK;
+  TP_CAPI_END(out_err)
+}
+
+uint32_t tp_model_list_count(const tp_model_list* list) { return list ? static_cast<uint32_t>(list->rows.size()) : 0; }
+
+tp_code tp_model_list_get(tp_model_info* out, const tp_model_list* list, uint32_t index, tp_error** out_err) {
+  TP_CAPI_BEGIN
+  TP_CAPI_REQUIRE(out, out_err);
+  TP_CAPI_REQUIRE(list, out_err);
+  if (out->struct_size < sizeof(tp_model_info))
+    return fail(out_err, TP_INVALID_ARGUMENT,
+                "out->struct_size " + std::to_string(out->struct_size) + " is below v0.1's " +
+                    std::to_string(sizeof(tp_model_info)) + "; set it to sizeof(tp_model_info)");
+  if (index >= list->rows.size())
+    return fail(out_err, TP_INVALID_ARGUMENT,
+                "index " + std::to_string(index) + " is out of range (" + std::to_string(list->rows.size()) + " models)");
+  const tp::ModelInfo& r = list->rows[index];
+  auto seconds = [](tp::Duration d) { return std::chrono::duration<double>(d).count(); };
+  tp_model_info info{};
+  info.struct_size = sizeof(tp_model_info);
+  info.name = r.name.c_str();
+  info.source = r.source.c_str();
+  info.pipeline_type = r.pipeline_type.c_str();
+  info.dtype = list->dtypes[index].c_str();
+  info.state = static_cast<int32_t>(r.state);
+  info.tier = static_cast<int32_t>(r.tier);
+  info.device_bytes = r.device_bytes;
+  info.host_bytes = r.host_bytes;
+  info.leases = r.leases;
+  info.pinned = r.pinned ? 1 : 0;
+  info.priority = r.priority;
+  info.last_use_age_s = r.last_use ? seconds(list->now - *r.last_use) : -1.0;
+  info.expires_in_s = r.expires_at ? std::max(0.0, seconds(*r.expires_at - list->now)) : -1.0;
+  info.load_count = r.load_count;
+  info.last_load_ms = r.last_load_time.count();
+  info.last_error = r.last_error.c_str();
+  copy_prefix(out, info);
+  return TP_OK;
+  TP_CAPI_END(out_err)
+}
+
+void tp_model_list_free(tp_model_list* list) { delete list; }
+
+tp_code tp_registry_preload(tp_registry* reg, const char* model, tp_error** out_err) {
+  TP_CAPI_BEGIN
+  TP_CHECK_HANDLE(reg, kRegistryMagic, out_err);
+  TP_CAPI_REQUIRE(model, out_err);
+  if (auto st = reg->registry->preload(model); !st) return fail(out_err, st.error());
+  return TP_OK;
+  TP_CAPI_END(out_err)
+}
+
+tp_code tp_registry_unload(int64_t* out_bytes_returned, tp_registry* reg, const char* model, int32_t tier,
+                           tp_error** out_err) {
+  TP_CAPI_BEGIN
+  TP_CHECK_HANDLE(reg, kRegistryMagic, out_err);
+  TP_CAPI_REQUIRE(model, out_err);
+  if (tier != TP_TIER_HOST && tier != TP_TIER_DISK)
+    return fail(out_err, TP_INVALID_ARGUMENT, "tier must be TP_TIER_HOST or TP_TIER_DISK, got " + std::to_string(tier));
+  auto r = reg->registry->unload(model, to_tier(tier));
+  if (!r) return fail(out_err, r.error());
+  if (out_bytes_returned) *out_bytes_returned = r->bytes_returned;
+  return TP_OK;
+  TP_CAPI_END(out_err)
+}
+
+tp_code tp_registry_unload_all(tp_registry* reg, int32_t tier, tp_error** out_err) {
+  TP_CAPI_BEGIN
+  TP_CHECK_HANDLE(reg, kRegistryMagic, out_err);
+  if (tier != TP_TIER_HOST && tier != TP_TIER_DISK)
+    return fail(out_err, TP_INVALID_ARGUMENT, "tier must be TP_TIER_HOST or TP_TIER_DISK, got " + std::to_string(tier));
+  if (auto st = reg->registry->unload_all(to_tier(tier)); !st) return fail(out_err, st.error());
+  return TP_OK;
+  TP_CAPI_END(out_err)
+}
+
+tp_code tp_registry_tick(tp_registry* reg, tp_error** out_err) {
+  TP_CAPI_BEGIN
+  TP_CHECK_HANDLE(reg, kRegistryMagic, out_err);
+  reg->registry->tick();
+  return TP_OK;
+  TP_CAPI_END(out_err)
+}
+
+tp_code tp_registry_stats(tp_stats* out, const tp_registry* reg, tp_error** out_err) {
+  TP_CAPI_BEGIN
+  TP_CAPI_REQUIRE(out, out_err);
+  TP_CHECK_HANDLE(reg, kRegistryMagic, out_err);
+  if (out->struct_size < sizeof(tp_stats))
+    return fail(out_err, TP_INVALID_ARGUMENT,
+                "out->struct_size " + std::to_string(out->struct_size) + " is below v0.1's " +
+                    std::to_string(sizeof(tp_stats)) + "; set it to sizeof(tp_stats)");
+  tp::RegistryStats s = reg->registry->stats();
+  tp_stats c{};
+  c.struct_size = sizeof(tp_stats);
+  c.hits = s.hits;
+  c.misses = s.misses;
+  c.loads = s.loads;
+  c.reloads = s.reloads;
+  c.load_failures = s.load_failures;
+  c.admission_waits = s.admission_waits;
+  c.admission_failures = s.admission_failures;
+  for (size_t i = 0; i < TP_REASON_SLOTS; ++i) c.evictions[i] = s.evictions_by_reason[i];
+  c.bytes_to_device = s.bytes_to_device;
+  c.bytes_to_host = s.bytes_to_host;
+  c.bytes_returned = s.bytes_returned;
+  c.device_bytes = s.device_bytes;
+  c.peak_device_bytes = s.peak_device_bytes;
+  c.host_bytes = s.host_bytes;
+  c.load_ms_p50 = s.load_ms.quantile(0.5);
+  c.load_ms_p95 = s.load_ms.quantile(0.95);
+  c.reload_ms_p50 = s.reload_ms.quantile(0.5);
+  c.reload_ms_p95 = s.reload_ms.quantile(0.95);
+  copy_prefix(out, c);
+  return TP_OK;
+  TP_CAPI_END(out_err)
+}
+
+tp_code tp_registry_subscribe(int32_t* out_id, tp_registry* reg, tp_event_fn fn, void* user_data, tp_error** out_err) {
+  TP_CAPI_BEGIN
+  TP_CHECK_HANDLE(reg, kRegistryMagic, out_err);
+  TP_CAPI_REQUIRE(fn, out_err);
+  int id = reg->registry->subscribe([fn, user_data](const tp::ResidencyEvent& e) {
+    tp_event ev{sizeof(tp_event),
+                e.model.c_str(),
+                static_cast<int32_t>(e.from),
+                static_cast<int32_t>(e.to),
+                static_cast<int32_t>(e.reason),
+                e.failed ? 1 : 0,
+                e.bytes,
+                e.ms,
+                e.bytes_returned,
+                e.error.c_str()};
+    fn(&ev, user_data);
+  });
+  if (out_id) *out_id = id;
+  return TP_OK;
+  TP_CAPI_END(out_err)
+}
+
+tp_code tp_registry_unsubscribe(tp_registry* reg, int32_t id, tp_error** out_err) {
+  TP_CAPI_BEGIN
+  TP_CHECK_HANDLE(reg, kRegistryMagic, out_err);
+  reg->registry->unsubscribe(id);
+  return TP_OK;
+  TP_CAPI_END(out_err)
+}
+
+tp_code tp_model_acquire(tp_model** out, tp_registry* reg, const char* model, tp_error** out_err) {
+  TP_CAPI_BEGIN
+  TP_CAPI_REQUIRE(out, out_err);
+  TP_CHECK_HANDLE(reg, kRegistryMagic, out_err);
+  TP_CAPI_REQUIRE(model, out_err);
+  auto lease = reg->registry->acquire(model);
+  if (!lease) return fail(out_err, lease.error());
+  auto handle = std::make_unique<tp_model>();
+  handle->lease = std::move(*lease);
+  *out = handle.release();
+  return TP_OK;
+  TP_CAPI_END(out_err)
+}
+
+void tp_model_release(tp_model* lease) {
+  if (!lease || lease->magic != kLeaseMagic) return;
+  lease->magic = kDead;
+  delete lease;  // ~ModelLease releases; never throws
+}
+
+const char* tp_model_name(const tp_model* lease) {
+  return lease && lease->magic == kLeaseMagic ? lease->lease.name().c_str() : "";
+}
+
+uint64_t tp_model_device_bytes(const tp_model* lease) {
+  return lease && lease->magic == kLeaseMagic ? lease->lease.weights().device_bytes() : 0;
+}
+
+}  // extern "C"

@@ -1,0 +1,74 @@
+/* The layouts of tp.h's transparent structs, frozen per version (x86-64 LP64).
+ * A change here is an ABI break: append fields, bump the version, and record
+ * it in docs/capi-changelog.md. */
+#include <stddef.h>
+
+#include "twistedpic/tp.h"
+
+#define TP_ABI(cond) _Static_assert(cond, #cond)
+
+/* tp_policy_model, end of v0.1 */
+TP_ABI(offsetof(tp_policy_model, name) == 0);
+TP_ABI(offsetof(tp_policy_model, state) == 8);
+TP_ABI(offsetof(tp_policy_model, tier) == 12);
+TP_ABI(offsetof(tp_policy_model, device_bytes) == 16);
+TP_ABI(offsetof(tp_policy_model, host_bytes) == 24);
+TP_ABI(offsetof(tp_policy_model, leases) == 32);
+TP_ABI(offsetof(tp_policy_model, pinned) == 36);
+TP_ABI(offsetof(tp_policy_model, priority) == 40);
+TP_ABI(offsetof(tp_policy_model, evictable) == 44);
+TP_ABI(offsetof(tp_policy_model, idle_seconds) == 48);
+TP_ABI(sizeof(tp_policy_model) == 56);
+
+/* tp_memory_policy_vtable, end of v0.1 */
+TP_ABI(offsetof(tp_memory_policy_vtable, struct_size) == 0);
+TP_ABI(offsetof(tp_memory_policy_vtable, select_victims) == 8);
+TP_ABI(offsetof(tp_memory_policy_vtable, on_access) == 16);
+TP_ABI(offsetof(tp_memory_policy_vtable, destroy) == 24);
+TP_ABI(sizeof(tp_memory_policy_vtable) == 32);
+
+/* tp_model_info, end of v0.1 */
+TP_ABI(offsetof(tp_model_info, struct_size) == 0);
+TP_ABI(offsetof(tp_model_info, name) == 8);
+TP_ABI(offsetof(tp_model_info, source) == 16);
+TP_ABI(offsetof(tp_model_info, pipeline_type) == 24);
+TP_ABI(offsetof(tp_model_info, dtype) == 32);
+TP_ABI(offsetof(tp_model_info, state) == 40);
+TP_ABI(offsetof(tp_model_info, tier) == 44);
+TP_ABI(offsetof(tp_model_info, device_bytes) == 48);
+TP_ABI(offsetof(tp_model_info, host_bytes) == 56);
+TP_ABI(offsetof(tp_model_info, leases) == 64);
+TP_ABI(offsetof(tp_model_info, pinned) == 68);
+TP_ABI(offsetof(tp_model_info, priority) == 72);
+TP_ABI(offsetof(tp_model_info, last_use_age_s) == 80);
+TP_ABI(offsetof(tp_model_info, expires_in_s) == 88);
+TP_ABI(offsetof(tp_model_info, load_count) == 96);
+TP_ABI(offsetof(tp_model_info, last_load_ms) == 104);
+TP_ABI(offsetof(tp_model_info, last_error) == 112);
+TP_ABI(sizeof(tp_model_info) == 120);
+
+/* tp_stats, end of v0.1 */
+TP_ABI(offsetof(tp_stats, struct_size) == 0);
+TP_ABI(offsetof(tp_stats, hits) == 8);
+TP_ABI(offsetof(tp_stats, evictions) == 64);
+TP_ABI(offsetof(tp_stats, bytes_to_device) == 120);
+TP_ABI(offsetof(tp_stats, host_bytes) == 160);
+TP_ABI(offsetof(tp_stats, load_ms_p50) == 168);
+TP_ABI(offsetof(tp_stats, reload_ms_p95) == 192);
+TP_ABI(sizeof(tp_stats) == 200);
+
+/* tp_event, end of v0.1 */
+TP_ABI(offsetof(tp_event, struct_size) == 0);
+TP_ABI(offsetof(tp_event, model) == 8);
+TP_ABI(offsetof(tp_event, from) == 16);
+TP_ABI(offsetof(tp_event, to) == 20);
+TP_ABI(offsetof(tp_event, reason) == 24);
+TP_ABI(offsetof(tp_event, failed) == 28);
+TP_ABI(offsetof(tp_event, bytes) == 32);
+TP_ABI(offsetof(tp_event, ms) == 40);
+TP_ABI(offsetof(tp_event, bytes_returned) == 48);
+TP_ABI(offsetof(tp_event, error) == 56);
+TP_ABI(sizeof(tp_event) == 64);
+
+int tp_abi_checked(void);
+int tp_abi_checked(void) { return 1; }
