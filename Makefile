@@ -28,7 +28,7 @@ endif
 
 CMAKE_COMMON := -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
 
-.PHONY: setup configure build test test-tsan demo bench gpu-check fuzz clean
+.PHONY: setup configure build test test-tsan test-asan demo bench gpu-check fuzz clean
 
 setup:
 	@$(SETUP_ENV) bash scripts/setup.sh
@@ -49,9 +49,20 @@ test-tsan: setup
 	cmake --build $(BUILD_TSAN) -j $(JOBS)
 	cd $(BUILD_TSAN) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
+# Unit and C ABI tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+BUILD_ASAN ?= build-asan
+ASAN_ENV := ASAN_OPTIONS="detect_leaks=1 protect_shadow_gap=0 abort_on_error=1" \
+  LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp print_suppressions=0" UBSAN_OPTIONS="print_stacktrace=1 halt_on_error=1"
+test-asan: setup
+	@[ -f $(BUILD_ASAN)/build.ninja ] || cmake -S . -B $(BUILD_ASAN) $(CMAKE_COMMON) $(TORCH_ARGS) \
+	  -DTP_SANITIZE=address,undefined -DTP_BUILD_EXAMPLES=OFF
+	cmake --build $(BUILD_ASAN) -j $(JOBS)
+	cd $(BUILD_ASAN) && $(ASAN_ENV) ctest --output-on-failure -j $(JOBS) -L "unit|capi" $(CTEST_ARGS)
+
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 	@$(MAKE) --no-print-directory test-tsan
+	@$(MAKE) --no-print-directory test-asan
 
 bench: setup $(BUILD)/build.ninja
 	cmake -S . -B $(BUILD) -DTP_BUILD_BENCHMARKS=ON >/dev/null
@@ -79,4 +90,4 @@ fuzz:
 	  -artifact_prefix=$(BUILD_FUZZ)/ $(BUILD_FUZZ)/corpus/safetensors_header fuzz/corpus/safetensors_header
 
 clean:
-	rm -rf $(BUILD) $(BUILD_TSAN)
+	rm -rf $(BUILD) $(BUILD_TSAN) $(BUILD_ASAN)

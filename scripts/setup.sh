@@ -11,7 +11,7 @@ venv=${TP_VENV:-$HOME/.cache/twistedpic/venv}
 
 # --- Debian packages ------------------------------------------------------
 apt_pkgs=(cmake ninja-build g++ clang pkg-config ccache libexpected-dev libspdlog-dev nlohmann-json3-dev
-          libgtest-dev libgmock-dev libbenchmark-dev binutils python3-venv)
+          libgtest-dev libgmock-dev libbenchmark-dev binutils python3-venv golang-go)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -21,6 +21,13 @@ if ((${#missing[@]})); then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Rust for the Rust binding's tests: rustup's toolchain when present, else Debian's.
+if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then
+  echo "setup: installing Debian's cargo"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq cargo >/dev/null
 fi
 
 if ! command -v nvcc >/dev/null 2>&1 && [ ! -x /usr/local/cuda/bin/nvcc ]; then

@@ -81,10 +81,12 @@ struct tp_model_list {
 
 using tp::capi::fail;
 
-#define TP_CHECK_HANDLE(h, kind, out_err)                                                                \
-  do {                                                                                                   \
-    if (!(h)) return fail(out_err, TP_INVALID_ARGUMENT, #h " must not be NULL");                         \
-    if ((h)->magic != kind) return fail(out_err, TP_INVALID_ARGUMENT, #h " is not a live " #h " handle"); \
+// Rejects NULL and pointers to another kind of object (a freed handle cannot
+// be detected in general: using one is undefined behaviour).
+#define TP_CHECK_HANDLE(h, kind, type, out_err)                                                       \
+  do {                                                                                                \
+    if (!(h)) return fail(out_err, TP_INVALID_ARGUMENT, #h " must not be NULL");                      \
+    if ((h)->magic != kind) return fail(out_err, TP_INVALID_ARGUMENT, #h " is not a live " type); \
   } while (0)
 
 namespace {
@@ -157,7 +159,7 @@ void tp_registry_options_destroy(tp_registry_options* opts) {
 
 tp_code tp_registry_options_set_preset(tp_registry_options* opts, const char* preset, tp_error** out_err) {
   TP_CAPI_BEGIN
-  TP_CHECK_HANDLE(opts, kOptionsMagic, out_err);
+  TP_CHECK_HANDLE(opts, kOptionsMagic, "tp_registry_options", out_err);
   TP_CAPI_REQUIRE(preset, out_err);
   auto p = tp::policy_preset(preset);
   if (!p) return fail(out_err, p.error());
@@ -168,7 +170,7 @@ tp_code tp_registry_options_set_preset(tp_registry_options* opts, const char* pr
 
 tp_code tp_registry_options_use_simulated_device(tp_registry_options* opts, uint64_t total_bytes, tp_error** out_err) {
   TP_CAPI_BEGIN
-  TP_CHECK_HANDLE(opts, kOptionsMagic, out_err);
+  TP_CHECK_HANDLE(opts, kOptionsMagic, "tp_registry_options", out_err);
   if (total_bytes == 0) return fail(out_err, TP_INVALID_ARGUMENT, "total_bytes must be positive");
   opts->simulated_bytes = total_bytes;
   return TP_OK;
@@ -177,7 +179,7 @@ tp_code tp_registry_options_use_simulated_device(tp_registry_options* opts, uint
 
 tp_code tp_registry_options_set_background_thread(tp_registry_options* opts, int32_t enabled, tp_error** out_err) {
   TP_CAPI_BEGIN
-  TP_CHECK_HANDLE(opts, kOptionsMagic, out_err);
+  TP_CHECK_HANDLE(opts, kOptionsMagic, "tp_registry_options", out_err);
   if (enabled != 0 && enabled != 1) return fail(out_err, TP_INVALID_ARGUMENT, "enabled must be 0 or 1");
   opts->background_thread = enabled == 1;
   return TP_OK;
@@ -187,13 +189,16 @@ tp_code tp_registry_options_set_background_thread(tp_registry_options* opts, int
 tp_code tp_registry_options_add_policy(tp_registry_options* opts, const tp_memory_policy_vtable* vtable,
                                        void* user_data, tp_error** out_err) {
   TP_CAPI_BEGIN
-  TP_CHECK_HANDLE(opts, kOptionsMagic, out_err);
+  TP_CHECK_HANDLE(opts, kOptionsMagic, "tp_registry_options", out_err);
   TP_CAPI_REQUIRE(vtable, out_err);
   if (vtable->struct_size < sizeof(tp_memory_policy_vtable))
     return fail(out_err, TP_INVALID_ARGUMENT,
                 "vtable->struct_size " + std::to_string(vtable->struct_size) + " is below v0.1's " +
                     std::to_string(sizeof(tp_memory_policy_vtable)));
-  opts->policies.insert(opts->policies.begin(), std::make_shared<VtablePolicy>(*vtable, user_data));
+  // Nothing may throw once the policy exists: on failure the caller keeps user_data.
+  opts->policies.reserve(opts->policies.size() + 1);
+  auto policy = std::make_shared<VtablePolicy>(*vtable, user_data);
+  opts->policies.insert(opts->policies.begin(), std::move(policy));
   return TP_OK;
   TP_CAPI_END(out_err)
 }
@@ -203,7 +208,7 @@ tp_code tp_registry_create_from_file(tp_registry** out, const char* config_path,
   TP_CAPI_BEGIN
   TP_CAPI_REQUIRE(out, out_err);
   TP_CAPI_REQUIRE(config_path, out_err);
-  if (opts) TP_CHECK_HANDLE(opts, kOptionsMagic, out_err);
+  if (opts) TP_CHECK_HANDLE(opts, kOptionsMagic, "tp_registry_options", out_err);
   return create_registry(out, tp::load_registry_config(config_path), opts, out_err);
   TP_CAPI_END(out_err)
 }
@@ -213,7 +218,7 @@ tp_code tp_registry_create_from_string(tp_registry** out, const char* config_jso
   TP_CAPI_BEGIN
   TP_CAPI_REQUIRE(out, out_err);
   TP_CAPI_REQUIRE(config_json, out_err);
-  if (opts) TP_CHECK_HANDLE(opts, kOptionsMagic, out_err);
+  if (opts) TP_CHECK_HANDLE(opts, kOptionsMagic, "tp_registry_options", out_err);
   return create_registry(out, tp::parse_registry_config(config_json), opts, out_err);
   TP_CAPI_END(out_err)
 }
@@ -227,7 +232,7 @@ void tp_registry_destroy(tp_registry* reg) {
 tp_code tp_registry_model_count(uint32_t* out, const tp_registry* reg, tp_error** out_err) {
   TP_CAPI_BEGIN
   TP_CAPI_REQUIRE(out, out_err);
-  TP_CHECK_HANDLE(reg, kRegistryMagic, out_err);
+  TP_CHECK_HANDLE(reg, kRegistryMagic, "tp_registry", out_err);
   *out = static_cast<uint32_t>(reg->registry->config().models.size());
   return TP_OK;
   TP_CAPI_END(out_err)
@@ -236,7 +241,7 @@ tp_code tp_registry_model_count(uint32_t* out, const tp_registry* reg, tp_error*
 tp_code tp_registry_list(tp_model_list** out, const tp_registry* reg, tp_error** out_err) {
   TP_CAPI_BEGIN
   TP_CAPI_REQUIRE(out, out_err);
-  TP_CHECK_HANDLE(reg, kRegistryMagic, out_err);
+  TP_CHECK_HANDLE(reg, kRegistryMagic, "tp_registry", out_err);
   auto list = std::make_unique<tp_model_list>();
   list->rows = reg->registry->list();
   list->now = std::chrono::steady_clock::now();
@@ -288,7 +293,7 @@ void tp_model_list_free(tp_model_list* list) { delete list; }
 
 tp_code tp_registry_preload(tp_registry* reg, const char* model, tp_error** out_err) {
   TP_CAPI_BEGIN
-  TP_CHECK_HANDLE(reg, kRegistryMagic, out_err);
+  TP_CHECK_HANDLE(reg, kRegistryMagic, "tp_registry", out_err);
   TP_CAPI_REQUIRE(model, out_err);
   if (auto st = reg->registry->preload(model); !st) return fail(out_err, st.error());
   return TP_OK;
@@ -298,7 +303,7 @@ tp_code tp_registry_preload(tp_registry* reg, const char* model, tp_error** out_
 tp_code tp_registry_unload(int64_t* out_bytes_returned, tp_registry* reg, const char* model, int32_t tier,
                            tp_error** out_err) {
   TP_CAPI_BEGIN
-  TP_CHECK_HANDLE(reg, kRegistryMagic, out_err);
+  TP_CHECK_HANDLE(reg, kRegistryMagic, "tp_registry", out_err);
   TP_CAPI_REQUIRE(model, out_err);
   if (tier != TP_TIER_HOST && tier != TP_TIER_DISK)
     return fail(out_err, TP_INVALID_ARGUMENT, "tier must be TP_TIER_HOST or TP_TIER_DISK, got " + std::to_string(tier));
@@ -311,7 +316,7 @@ tp_code tp_registry_unload(int64_t* out_bytes_returned, tp_registry* reg, const 
 
 tp_code tp_registry_unload_all(tp_registry* reg, int32_t tier, tp_error** out_err) {
   TP_CAPI_BEGIN
-  TP_CHECK_HANDLE(reg, kRegistryMagic, out_err);
+  TP_CHECK_HANDLE(reg, kRegistryMagic, "tp_registry", out_err);
   if (tier != TP_TIER_HOST && tier != TP_TIER_DISK)
     return fail(out_err, TP_INVALID_ARGUMENT, "tier must be TP_TIER_HOST or TP_TIER_DISK, got " + std::to_string(tier));
   if (auto st = reg->registry->unload_all(to_tier(tier)); !st) return fail(out_err, st.error());
@@ -321,7 +326,7 @@ tp_code tp_registry_unload_all(tp_registry* reg, int32_t tier, tp_error** out_er
 
 tp_code tp_registry_tick(tp_registry* reg, tp_error** out_err) {
   TP_CAPI_BEGIN
-  TP_CHECK_HANDLE(reg, kRegistryMagic, out_err);
+  TP_CHECK_HANDLE(reg, kRegistryMagic, "tp_registry", out_err);
   reg->registry->tick();
   return TP_OK;
   TP_CAPI_END(out_err)
@@ -330,7 +335,7 @@ tp_code tp_registry_tick(tp_registry* reg, tp_error** out_err) {
 tp_code tp_registry_stats(tp_stats* out, const tp_registry* reg, tp_error** out_err) {
   TP_CAPI_BEGIN
   TP_CAPI_REQUIRE(out, out_err);
-  TP_CHECK_HANDLE(reg, kRegistryMagic, out_err);
+  TP_CHECK_HANDLE(reg, kRegistryMagic, "tp_registry", out_err);
   if (out->struct_size < sizeof(tp_stats))
     return fail(out_err, TP_INVALID_ARGUMENT,
                 "out->struct_size " + std::to_string(out->struct_size) + " is below v0.1's " +
@@ -363,7 +368,7 @@ tp_code tp_registry_stats(tp_stats* out, const tp_registry* reg, tp_error** out_
 
 tp_code tp_registry_subscribe(int32_t* out_id, tp_registry* reg, tp_event_fn fn, void* user_data, tp_error** out_err) {
   TP_CAPI_BEGIN
-  TP_CHECK_HANDLE(reg, kRegistryMagic, out_err);
+  TP_CHECK_HANDLE(reg, kRegistryMagic, "tp_registry", out_err);
   TP_CAPI_REQUIRE(fn, out_err);
   int id = reg->registry->subscribe([fn, user_data](const tp::ResidencyEvent& e) {
     tp_event ev{sizeof(tp_event),
@@ -385,8 +390,8 @@ tp_code tp_registry_subscribe(int32_t* out_id, tp_registry* reg, tp_event_fn fn,
 
 tp_code tp_registry_unsubscribe(tp_registry* reg, int32_t id, tp_error** out_err) {
   TP_CAPI_BEGIN
-  TP_CHECK_HANDLE(reg, kRegistryMagic, out_err);
-  reg->registry->unsubscribe(id);
+  TP_CHECK_HANDLE(reg, kRegistryMagic, "tp_registry", out_err);
+  if (auto st = reg->registry->unsubscribe(id); !st) return fail(out_err, st.error());
   return TP_OK;
   TP_CAPI_END(out_err)
 }
@@ -394,7 +399,7 @@ tp_code tp_registry_unsubscribe(tp_registry* reg, int32_t id, tp_error** out_err
 tp_code tp_model_acquire(tp_model** out, tp_registry* reg, const char* model, tp_error** out_err) {
   TP_CAPI_BEGIN
   TP_CAPI_REQUIRE(out, out_err);
-  TP_CHECK_HANDLE(reg, kRegistryMagic, out_err);
+  TP_CHECK_HANDLE(reg, kRegistryMagic, "tp_registry", out_err);
   TP_CAPI_REQUIRE(model, out_err);
   auto lease = reg->registry->acquire(model);
   if (!lease) return fail(out_err, lease.error());

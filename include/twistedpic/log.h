@@ -13,8 +13,9 @@
 //   TP_LOG(kInfo, "registry", "loaded " << name << " in " << ms << " ms");
 //
 // Threading: every function here is safe to call from any thread. set_sink()
-// swaps the sink atomically; a sink may be called from any library thread,
-// concurrently, and must not call back into set_sink().
+// swaps the sink atomically and waits for a line in flight, so the previous
+// sink is never called after it returns. Sinks are called from any library
+// thread, one line at a time, and must not call set_sink().
 #pragma once
 
 #include <functional>

@@ -25,7 +25,8 @@
 // live is safe: the registry stops taking requests and frees its models when
 // the last lease is released. Event callbacks run on the thread that made
 // the transition, possibly concurrently, without the registry's lock held;
-// they must not throw and must not destroy the registry.
+// they must not throw and must not destroy the registry. Once the registry's
+// destructor returns, no callback runs again.
 #pragma once
 
 #include <array>
@@ -227,7 +228,10 @@ class TP_EXPORT ModelRegistry {
 
   // Returns an id for unsubscribe().
   int subscribe(EventCallback callback);
-  void unsubscribe(int id);
+  // After it returns, the callback is never called again: it waits for a
+  // delivery in flight on another thread (not for one on the calling thread,
+  // so a callback may unsubscribe itself). kNotFound for an unknown id.
+  Status unsubscribe(int id);
 
  private:
   explicit ModelRegistry(std::shared_ptr<ModelLease::Core> core);

@@ -20,31 +20,24 @@ namespace tp {
 inline namespace v0 {
 namespace {
 
-struct SinkState {
-  LogSink sink;  // empty: stderr
-};
-
 class DispatchSink final : public spdlog::sinks::base_sink<std::mutex> {
  public:
-  void set(std::shared_ptr<const SinkState> state) {
-    std::lock_guard<std::mutex> lock(state_mu_);
-    state_ = std::move(state);
+  // Waits for a line in flight (sink_it_ runs under base_sink's mutex_), so
+  // the previous sink is never called after this returns.
+  void set(LogSink sink) {
+    std::lock_guard<std::mutex> in_flight(mutex_);
+    host_ = std::move(sink);
   }
 
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
-    std::shared_ptr<const SinkState> state;
-    {
-      std::lock_guard<std::mutex> lock(state_mu_);
-      state = state_;
-    }
     std::string_view logger(msg.logger_name.data(), msg.logger_name.size());
     std::string_view payload(msg.payload.data(), msg.payload.size());
-    if (state && state->sink) {
+    if (host_) {
       // A NUL-terminated copy, so C hosts can treat it as a C string.
       line_.assign(payload.data(), payload.size());
       try {
-        state->sink(static_cast<LogLevel>(msg.level), logger, std::string_view(line_.c_str(), line_.size()));
+        host_(static_cast<LogLevel>(msg.level), logger, std::string_view(line_.c_str(), line_.size()));
       } catch (...) {
         // A host sink must not unwind into the library; the line is dropped.
       }
@@ -57,9 +50,8 @@ class DispatchSink final : public spdlog::sinks::base_sink<std::mutex> {
   void flush_() override { std::fflush(stderr); }
 
  private:
-  std::mutex state_mu_;
-  std::shared_ptr<const SinkState> state_;
-  std::string line_;  // guarded by base_sink's mutex
+  LogSink host_;      // empty: stderr; guarded by base_sink's mutex_
+  std::string line_;  // guarded by base_sink's mutex_
 };
 
 struct Facade {
@@ -92,7 +84,7 @@ namespace log {
 void set_sink(LogSink sink, LogLevel min_level) {
   Facade& f = facade();
   if (sink) {
-    f.sink->set(std::make_shared<const SinkState>(SinkState{std::move(sink)}));
+    f.sink->set(std::move(sink));
     f.min_level.store(static_cast<int>(min_level), std::memory_order_relaxed);
   } else {
     f.sink->set(nullptr);

@@ -129,8 +129,19 @@ struct ModelLease::Core {
   bool closed = false;
 
   std::mutex subscribers_mu;
-  std::map<int, std::shared_ptr<EventCallback>> subscribers;
-  int next_subscriber = 1;
+  std::condition_variable dispatch_done;
+  std::map<int, std::shared_ptr<EventCallback>> subscribers;  // guarded by subscribers_mu
+  int next_subscriber = 1;                                     // guarded by subscribers_mu
+  int dispatching = 0;  // flush() calls delivering events now; guarded by subscribers_mu
+
+  // Set on a thread while it delivers events, so that unsubscribe() from
+  // inside a callback does not wait for itself.
+  static thread_local bool in_callback;
+
+  // Waits until no event is being delivered (unless called from a callback).
+  void wait_dispatch(std::unique_lock<std::mutex>& g) {
+    if (!in_callback) dispatch_done.wait(g, [&] { return dispatching == 0; });
+  }
 
   std::thread background;
   std::condition_variable background_cv;
@@ -288,16 +299,23 @@ struct ModelLease::Core {
     clean_pending = false;
     lk.unlock();
     if (clean) options.clean_caches();
-    std::vector<std::shared_ptr<EventCallback>> subs;
+    std::vector<std::pair<int, std::shared_ptr<EventCallback>>> subs;
     {
       std::lock_guard<std::mutex> g(subscribers_mu);
-      for (const auto& [id, cb] : subscribers) subs.push_back(cb);
+      for (const auto& sub : subscribers) subs.push_back(sub);
+      ++dispatching;
     }
+    bool nested = in_callback;
+    in_callback = true;
     for (const auto& ev : events) {
       TP_LOG(kInfo, "registry",
              ev.model << ": " << tier_name(ev.from) << " -> " << tier_name(ev.to) << " (" << reason_name(ev.reason) << ", "
                       << ev.bytes << " bytes, " << ev.ms << " ms" << (ev.failed ? ", failed: " + ev.error : "") << ")");
-      for (const auto& cb : subs) {
+      for (const auto& [id, cb] : subs) {
+        {
+          std::lock_guard<std::mutex> g(subscribers_mu);
+          if (!subscribers.count(id)) continue;  // unsubscribed meanwhile
+        }
         try {
           (*cb)(ev);
         } catch (...) {
@@ -305,6 +323,12 @@ struct ModelLease::Core {
         }
       }
     }
+    in_callback = nested;
+    {
+      std::lock_guard<std::mutex> g(subscribers_mu);
+      --dispatching;
+    }
+    dispatch_done.notify_all();
     lk.lock();
   }
 
@@ -587,6 +611,8 @@ struct ModelLease::Core {
   }
 };
 
+thread_local bool ModelLease::Core::in_callback = false;
+
 // ---- ModelLease -------------------------------------------------------------
 
 ModelLease::ModelLease(std::shared_ptr<Core> core, Entry* entry) : core_(std::move(core)), entry_(entry) {}
@@ -678,6 +704,12 @@ ModelRegistry::~ModelRegistry() {
   core_->background_cv.notify_all();
   core_->cv.notify_all();
   if (core_->background.joinable()) core_->background.join();
+  {
+    // No callback runs after the registry is gone, even from a lease released on another thread.
+    std::unique_lock<std::mutex> g(core_->subscribers_mu);
+    core_->subscribers.clear();
+    core_->wait_dispatch(g);
+  }
   // Live leases keep core_ alive; the last one frees the models.
 }
 
@@ -825,9 +857,11 @@ int ModelRegistry::subscribe(EventCallback callback) {
   return id;
 }
 
-void ModelRegistry::unsubscribe(int id) {
-  std::lock_guard<std::mutex> g(core_->subscribers_mu);
-  core_->subscribers.erase(id);
+Status ModelRegistry::unsubscribe(int id) {
+  std::unique_lock<std::mutex> g(core_->subscribers_mu);
+  if (!core_->subscribers.erase(id)) return not_found("no event subscription with id " + std::to_string(id));
+  core_->wait_dispatch(g);
+  return ok_status();
 }
 
 }  // namespace v0

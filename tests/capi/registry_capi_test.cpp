@@ -149,6 +149,7 @@ TEST(RegistryCapiTest, EventsFollowThePreset) {
   ASSERT_EQ(tp_model_acquire(&lease, reg, "b", nullptr), TP_OK);
   tp_model_release(lease);
   ASSERT_EQ(tp_registry_unsubscribe(reg, id, nullptr), TP_OK);
+  EXPECT_EQ(tp_registry_unsubscribe(reg, id, nullptr), TP_NOT_FOUND);
   ASSERT_EQ(tp_model_acquire(&lease, reg, "b", nullptr), TP_OK);
   tp_model_release(lease);
   EXPECT_EQ(events.seen, (std::vector<std::string>{"b:disk->device:lazy", "b:device->host:unload-after"}));
@@ -290,7 +291,7 @@ TEST(RegistryCapiBadInputTest, WrongHandlesAndParameters) {
   tp_registry_options* opts = nullptr;
   ASSERT_EQ(tp_registry_options_create(&opts, nullptr), TP_OK);
   EXPECT_EQ(tp_registry_preload(reinterpret_cast<tp_registry*>(opts), "a", err.out()), TP_INVALID_ARGUMENT);
-  EXPECT_NE(err.message().find("is not a live reg handle"), std::string::npos) << err.message();
+  EXPECT_NE(err.message().find("reg is not a live tp_registry"), std::string::npos) << err.message();
   EXPECT_EQ(tp_registry_options_set_preset(opts, "warp", err.out()), TP_INVALID_ARGUMENT);
   EXPECT_NE(err.message().find("unknown preset 'warp'"), std::string::npos);
   EXPECT_EQ(tp_registry_options_use_simulated_device(opts, 0, nullptr), TP_INVALID_ARGUMENT);

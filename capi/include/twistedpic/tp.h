@@ -126,8 +126,9 @@ typedef void (*tp_log_fn)(int32_t level, const char* logger, const char* msg, si
  * Routes the library's log lines at `min_level` and above to `fn`. fn == NULL
  * restores the default (stderr, TP_LOG_WARN and above).
  * @return TP_INVALID_ARGUMENT for a level outside TP_LOG_TRACE..TP_LOG_OFF.
- * @threadsafety safe: the callback is swapped atomically; a line being
- *   delivered concurrently may still reach the previous callback.
+ * @threadsafety safe: the callback is swapped atomically, and once this
+ *   returns the previous callback is never called again (the swap waits for
+ *   a line in flight), so its user_data may be freed.
  */
 TP_API tp_code tp_set_log_callback(tp_log_fn fn, void* user_data, int32_t min_level, tp_error** out_err);
 
@@ -177,7 +178,7 @@ typedef struct tp_policy_model {
   int32_t pinned;         /* 0 or 1 */
   int32_t priority;
   int32_t evictable;      /* resident, unleased, unpinned: the registry accepts it as a victim */
-  double idle_seconds;    /* since the last acquire or release; -1 when never used */
+  double idle_seconds;    /* since the last use (load, acquire or release); -1 when never loaded */
 } tp_policy_model; /* end of v0.1 */
 
 /**
@@ -191,13 +192,20 @@ typedef struct tp_memory_policy_vtable {
   /**
    * Chooses models to evict to free at least need_bytes on the device.
    * Writes up to max_out indices into `models` to out_indices, cheapest first,
-   * and returns how many (0: no opinion, the built-ins decide). May be NULL.
+   * and returns how many (0: no opinion, the built-ins decide). Victims move
+   * to the pinned host tier, or to disk when the host budget has no room.
+   * Victims that are not evictable are ignored. May be NULL.
    */
   uint32_t (*select_victims)(uint32_t* out_indices, uint32_t max_out, const tp_policy_model* models, uint32_t count,
                              uint64_t need_bytes, void* user_data);
   /** Called after every successful acquire. May be NULL. */
   void (*on_access)(const char* model, void* user_data);
-  /** Called exactly once, when the registry no longer needs the policy. May be NULL. */
+  /**
+   * Called exactly once, when the library no longer needs the policy: when
+   * the registry goes (at tp_registry_destroy(), or at the last
+   * tp_model_release() when leases outlive it, on that thread), or at
+   * tp_registry_options_destroy() if no registry took it. May be NULL.
+   */
   void (*destroy)(void* user_data);
 } tp_memory_policy_vtable; /* end of v0.1 */
 
@@ -234,7 +242,8 @@ TP_API tp_code tp_registry_options_set_background_thread(tp_registry_options* op
  * Adds a host policy, consulted before the built-ins (and before policies
  * added earlier). The vtable is copied; user_data is handed to the registry
  * created from these options, which calls vtable->destroy(user_data) exactly
- * once (or the options do, if no registry is created from them).
+ * once (or the options do, if no registry is created from them). On failure
+ * nothing is taken: destroy is not called and user_data stays the caller's.
  */
 TP_API tp_code tp_registry_options_add_policy(tp_registry_options* opts, const tp_memory_policy_vtable* vtable,
                                               void* user_data, tp_error** out_err);
@@ -244,7 +253,10 @@ TP_API tp_code tp_registry_options_add_policy(tp_registry_options* opts, const t
 
 /**
  * The model registry. @threadsafety safe: every function taking a
- * tp_registry* may be called from any thread.
+ * tp_registry* may be called from any thread, concurrently, except
+ * tp_registry_destroy(), which must not overlap other calls on it.
+ * Callbacks (events, host policies) must not call back into the registry:
+ * a policy runs under the registry's lock, and re-entering deadlocks.
  */
 typedef struct tp_registry tp_registry;
 
@@ -298,7 +310,10 @@ typedef struct tp_model_info {
 /** A snapshot of every configured model. @threadsafety immutable. */
 typedef struct tp_model_list tp_model_list;
 
-/** @param[out] out a snapshot owned by the caller (tp_model_list_free). */
+/**
+ * @param[out] out a snapshot owned by the caller (tp_model_list_free). Rows are
+ *   in the config's order (a JSON config's models are read in name order).
+ */
 TP_API tp_code tp_registry_list(tp_model_list** out, const tp_registry* reg, tp_error** out_err);
 /** Number of rows; 0 for NULL. */
 TP_API uint32_t tp_model_list_count(const tp_model_list* list);
@@ -375,11 +390,16 @@ typedef void (*tp_event_fn)(const tp_event* ev, void* user_data);
 
 /**
  * Subscribes `fn`. @param[out] out_id nullable: an id for tp_registry_unsubscribe().
- * `user_data` must stay valid until unsubscribed or the registry is destroyed.
+ * `user_data` must stay valid until tp_registry_unsubscribe() or
+ * tp_registry_destroy() returns; after either, `fn` is never called again.
  */
 TP_API tp_code tp_registry_subscribe(int32_t* out_id, tp_registry* reg, tp_event_fn fn, void* user_data,
                                      tp_error** out_err);
-/** After it returns, `fn` is not called for new events (one in flight may finish). */
+/**
+ * After it returns, the subscription's `fn` is never called again: it waits for
+ * a delivery in flight on another thread. May be called from inside `fn`.
+ * TP_NOT_FOUND for an unknown id.
+ */
 TP_API tp_code tp_registry_unsubscribe(tp_registry* reg, int32_t id, tp_error** out_err);
 
 /* ------------------------------------------------------------------------ */

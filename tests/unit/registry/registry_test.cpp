@@ -524,6 +524,22 @@ TEST(RegistryTest, ThrowingEventCallbackIsContained) {
   EXPECT_THAT(h.take_events(), ElementsAre("a:disk->device:lazy"));  // other subscribers still ran
 }
 
+TEST(RegistryTest, UnsubscribeStopsDeliveryAndMayRunInsideACallback) {
+  Harness h(config_of({model("a", kGiB), model("b", kGiB)}));
+  int calls = 0;
+  int id = 0;
+  id = h.registry->subscribe([&](const ResidencyEvent&) {
+    ++calls;
+    EXPECT_TRUE(h.registry->unsubscribe(id));  // from inside its own callback: no self-wait
+  });
+  ASSERT_TRUE(h.registry->preload("a"));
+  ASSERT_TRUE(h.registry->preload("b"));
+  EXPECT_EQ(calls, 1);
+  auto again = h.registry->unsubscribe(id);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, ErrorCode::kNotFound);
+}
+
 TEST(RegistryTest, CreateRejectsBadOptions) {
   RegistryOptions o;
   auto r = ModelRegistry::create(config_of({model("a", kGiB)}), o);

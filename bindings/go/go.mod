@@ -1,0 +1,3 @@
+module twistedpic.dev/twistedpic/bindings/go
+
+go 1.19

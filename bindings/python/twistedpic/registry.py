@@ -1,0 +1,468 @@
+"""The model registry, leases, residency events and host memory policies: the idiomatic layer over tp.h.
+
+Threading (tp.h @threadsafety):
+  * ``Registry`` is thread-safe: every method may be called from any thread, except ``close()``, which must not
+    run concurrently with other calls on the same registry.
+  * ``Lease`` has a single owner, who releases it exactly once (``release()`` or the end of its ``with``
+    block); while it is live, ``name`` and ``device_bytes`` may be read from any thread.
+  * Callbacks (events, memory policies) run on library threads; exceptions they raise are logged to the
+    ``"twistedpic"`` logger and never propagate into C.
+
+Lifetimes: the C library holds no Python object. Its callbacks are module-level CFUNCTYPE objects, which live as
+long as the interpreter, and their ``user_data`` is an integer key into a table of Python objects that is cleared
+when the library says it is done with the object (a policy's ``destroy``, ``unsubscribe``, ``close``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import enum
+import os
+import weakref
+from ctypes import POINTER, byref, c_int32, c_int64, c_uint32, sizeof
+from typing import Callable, Dict, List, Optional, Sequence
+
+from . import _ffi
+from ._callbacks import finalize, guarded, objects, register
+from ._errors import call
+
+
+# ---- vocabulary -------------------------------------------------------------------------------------------------
+
+class _Named(enum.IntEnum):
+    """An IntEnum whose str() is the library's name for the value ("host", "resident", "unload-after")."""
+
+    def __str__(self):
+        return _NAMERS[type(self)](self).decode()
+
+    def __format__(self, spec):
+        return format(str(self), spec)
+
+
+class Tier(_Named):
+    DEVICE = _ffi.TP_TIER_DEVICE
+    HOST = _ffi.TP_TIER_HOST
+    DISK = _ffi.TP_TIER_DISK
+
+
+class State(_Named):
+    UNLOADED = _ffi.TP_STATE_UNLOADED
+    LOADING = _ffi.TP_STATE_LOADING
+    RESIDENT = _ffi.TP_STATE_RESIDENT
+    OFFLOADED = _ffi.TP_STATE_OFFLOADED
+    UNLOADING = _ffi.TP_STATE_UNLOADING
+    FAILED = _ffi.TP_STATE_FAILED
+
+
+class Reason(_Named):
+    LAZY = _ffi.TP_REASON_LAZY
+    EAGER = _ffi.TP_REASON_EAGER
+    TTL = _ffi.TP_REASON_TTL
+    LRU = _ffi.TP_REASON_LRU
+    PRESSURE = _ffi.TP_REASON_PRESSURE
+    EXPLICIT = _ffi.TP_REASON_EXPLICIT
+    UNLOAD_AFTER = _ffi.TP_REASON_UNLOAD_AFTER
+
+
+_NAMERS = {Tier: _ffi.tp_tier_name, State: _ffi.tp_state_name, Reason: _ffi.tp_reason_name}
+
+
+def _enum(cls, value):
+    """``cls(value)``, or the plain int for a value a newer library added."""
+    try:
+        return cls(value)
+    except ValueError:
+        return value
+
+
+def _text(value):
+    """A str or path as UTF-8 bytes for a ``const char*``."""
+    value = os.fspath(value) if isinstance(value, os.PathLike) else value
+    return value.encode() if isinstance(value, str) else value
+
+
+def _from_c(cls, struct, **converted):
+    """A ``cls`` dataclass from a C struct: fields given in ``converted`` as they are, the others read from the
+    struct field of the same name (char* decoded as UTF-8; NULL as "")."""
+    values = dict(converted)
+    for f in dataclasses.fields(cls):
+        if f.name not in values:
+            v = getattr(struct, f.name)
+            values[f.name] = (v or b"").decode("utf-8", "replace") if isinstance(v, (bytes, type(None))) else v
+    return cls(**values)
+
+
+def _seconds(value):
+    return None if value < 0 else value
+
+
+# ---- rows, stats and events ------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """One configured model (tp_model_info). ``None`` stands for the C API's -1 ("never used", "no timeout")."""
+
+    name: str
+    source: str
+    pipeline_type: str
+    dtype: str
+    state: State
+    tier: Tier
+    device_bytes: int
+    host_bytes: int
+    leases: int
+    pinned: bool
+    priority: int
+    last_use_age_s: Optional[float]
+    expires_in_s: Optional[float]
+    load_count: int
+    last_load_ms: float
+    last_error: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Stats:
+    """Registry statistics (tp_stats); ``evictions`` counts evictions by reason."""
+
+    hits: int
+    misses: int
+    loads: int
+    reloads: int
+    load_failures: int
+    admission_waits: int
+    admission_failures: int
+    evictions: Dict[Reason, int]
+    bytes_to_device: int
+    bytes_to_host: int
+    bytes_returned: int
+    device_bytes: int
+    peak_device_bytes: int
+    host_bytes: int
+    load_ms_p50: float
+    load_ms_p95: float
+    reload_ms_p50: float
+    reload_ms_p95: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """One residency transition (tp_event): ``model`` moved ``from_tier`` -> ``to_tier`` for ``reason``."""
+
+    model: str
+    from_tier: Tier
+    to_tier: Tier
+    reason: Reason
+    failed: bool
+    bytes: int
+    ms: float
+    bytes_returned: int
+    error: str
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyModel:
+    """One model as a memory policy sees it (tp_policy_model). ``evictable``: the registry accepts it as a
+    victim (resident, unleased, unpinned). ``idle_seconds`` is None for a model never used."""
+
+    name: str
+    state: State
+    tier: Tier
+    device_bytes: int
+    host_bytes: int
+    leases: int
+    pinned: bool
+    priority: int
+    evictable: bool
+    idle_seconds: Optional[float]
+
+
+class MemoryPolicy:
+    """Base class (optional: any object with ``select_victims`` will do) for a memory policy written in Python.
+
+    The registry consults it before its built-in policies. Its methods run with the registry's lock held, on any
+    registry thread, one call at a time: they must be quick and must not call into the registry. An exception is
+    logged and counts as "no opinion".
+    """
+
+    def select_victims(self, models: Sequence[PolicyModel], need_bytes: int) -> List[int]:
+        """Returns indices into ``models`` to evict (to the host tier), cheapest first, to free at least
+        ``need_bytes`` on the device; an empty list leaves the choice to the built-in policies."""
+        return []
+
+    def on_access(self, name: str) -> None:
+        """Called after every successful acquire of ``name``."""
+
+
+# ---- callbacks from C ------------------------------------------------------------------------------------------
+
+@_ffi.tp_select_victims_fn
+@guarded(0)
+def _select_victims(out, max_out, models, count, need_bytes, key):
+    policy = objects.get(key)
+    if policy is None:
+        return 0
+    rows = [_from_c(PolicyModel, m, state=_enum(State, m.state), tier=_enum(Tier, m.tier), pinned=bool(m.pinned),
+                    evictable=bool(m.evictable), idle_seconds=_seconds(m.idle_seconds))
+            for m in models[:count]]
+    picked = [int(i) for i in policy.select_victims(rows, need_bytes)]
+    if len(picked) > max_out or not all(0 <= i < count for i in picked):
+        raise ValueError(f"{type(policy).__name__}.select_victims returned {picked}: "
+                         f"expected at most {max_out} indices in range({count})")
+    for j, i in enumerate(picked):
+        out[j] = i
+    return len(picked)
+
+
+@_ffi.tp_on_access_fn
+@guarded(None)
+def _on_access(name, key):
+    hook = getattr(objects.get(key), "on_access", None)
+    if hook is not None:
+        hook(name.decode("utf-8", "replace"))
+
+
+@_ffi.tp_destroy_fn
+@guarded(None)
+def _destroy(key):
+    objects.pop(key, None)
+
+
+@_ffi.tp_event_fn
+@guarded(None)
+def _on_event(ev, key):
+    callback = objects.get(key)
+    if callback is not None:
+        e = ev.contents
+        callback(_from_c(Event, e, from_tier=_enum(Tier, getattr(e, "from")), to_tier=_enum(Tier, e.to),
+                         reason=_enum(Reason, e.reason), failed=bool(e.failed)))
+
+
+_VTABLE = _ffi.tp_memory_policy_vtable(sizeof(_ffi.tp_memory_policy_vtable), _select_victims, _on_access, _destroy)
+
+
+# ---- leases ----------------------------------------------------------------------------------------------------
+
+class Lease:
+    """A lease on a resident model: while it is live the model stays on the device.
+
+    Use it as a context manager, or call ``release()`` (idempotent); an unreleased lease is released when
+    garbage-collected. A lease outlives a closed registry: the models are freed when the last lease goes.
+    Single owner: release it from one thread; ``name`` and ``device_bytes`` may be read from any thread.
+    """
+
+    def __init__(self, handle):
+        self._handle = handle
+        self.name: str = _ffi.tp_model_name(handle).decode()
+
+    @property
+    def device_bytes(self) -> int:
+        """Device bytes the leased model holds."""
+        if not self._handle:
+            raise ValueError(f"the lease on {self.name!r} was released")
+        return _ffi.tp_model_device_bytes(self._handle)
+
+    @property
+    def released(self) -> bool:
+        return not self._handle
+
+    def release(self) -> None:
+        """Releases the lease; the registry's memory policies apply now. A second call does nothing."""
+        handle, self._handle = self._handle, None
+        if handle:
+            _ffi.tp_model_release(handle)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+    def __del__(self):
+        if getattr(self, "_handle", None):
+            finalize(self.release)
+
+    def __repr__(self):
+        return f"<twistedpic.Lease {self.name!r}{' released' if self.released else ''}>"
+
+
+# ---- the registry ----------------------------------------------------------------------------------------------
+
+_open_registries = weakref.WeakSet()
+
+
+class Registry:
+    """The model registry: loads models on demand, keeps them on the device while leased, and moves them between
+    device, host and disk under its memory policies.
+
+    Create one with ``Registry.from_string()`` or ``Registry.from_file()``; close it with ``close()`` or a
+    ``with`` block (a registry still open is closed when garbage-collected or at interpreter exit).
+    Thread-safe: any method may be called from any thread, except ``close()``, which must not run concurrently
+    with other calls on this registry.
+    """
+
+    def __init__(self, handle):
+        """Private: use from_string() or from_file()."""
+        self._handle = handle
+        self._subscriptions: Dict[int, int] = {}  # subscription id -> user_data key
+        _open_registries.add(self)
+
+    @classmethod
+    def from_string(cls, config_json: str, **options) -> "Registry":
+        """A registry from a JSON config. Errors name the config as "<string>". See ``from_file`` for options."""
+        return cls._create(_ffi.tp_registry_create_from_string, config_json, **options)
+
+    @classmethod
+    def from_file(cls, path, *, simulated_device_bytes: Optional[int] = None, preset: Optional[str] = None,
+                  background_thread: bool = True, policy: Optional[MemoryPolicy] = None) -> "Registry":
+        """A registry from a JSON config file.
+
+        simulated_device_bytes: use a simulated device of this size, and simulated weights (every model needs
+            "size_bytes"), for tests, demos and CPU-only machines. Without it the registry uses the CUDA device
+            and real weights (today: UnimplementedError).
+        preset: replaces the config's policy with "max_gpu_availability", "balanced" or "max_speed".
+        background_thread: run idle timeouts and pressure checks on a library thread; if False, only in tick().
+        policy: a ``MemoryPolicy`` consulted before the built-in ones.
+        Raises NotFoundError for a missing file and InvalidArgumentError for a bad config (the message names the
+        file, the field and the problem).
+        """
+        return cls._create(_ffi.tp_registry_create_from_file, path, simulated_device_bytes=simulated_device_bytes,
+                           preset=preset, background_thread=background_thread, policy=policy)
+
+    @classmethod
+    def _create(cls, create, config, *, simulated_device_bytes=None, preset=None, background_thread=True,
+                policy=None):
+        opts = POINTER(_ffi.tp_registry_options)()
+        call(_ffi.tp_registry_options_create, byref(opts))
+        try:
+            if simulated_device_bytes is not None:
+                call(_ffi.tp_registry_options_use_simulated_device, opts, simulated_device_bytes)
+            if preset is not None:
+                call(_ffi.tp_registry_options_set_preset, opts, _text(preset))
+            call(_ffi.tp_registry_options_set_background_thread, opts, 1 if background_thread else 0)
+            if policy is not None:
+                key = register(policy)  # from here on the library's destroy callback unregisters it
+                try:
+                    call(_ffi.tp_registry_options_add_policy, opts, byref(_VTABLE), key)
+                except BaseException:
+                    objects.pop(key, None)
+                    raise
+            handle = POINTER(_ffi.tp_registry)()
+            call(create, byref(handle), _text(config), opts)
+        finally:
+            _ffi.tp_registry_options_destroy(opts)  # destroys a policy no registry took
+        return cls(handle)
+
+    @property
+    def _h(self):
+        if not self._handle:
+            raise ValueError("the registry is closed")
+        return self._handle
+
+    @property
+    def closed(self) -> bool:
+        return not self._handle
+
+    def close(self) -> None:
+        """Closes the registry (idempotent). Live leases stay valid; their models are freed when the last one is
+        released. Must not run concurrently with other calls on this registry."""
+        handle, self._handle = self._handle, None
+        if handle:
+            _ffi.tp_registry_destroy(handle)
+            for key in self._subscriptions.values():
+                objects.pop(key, None)
+            self._subscriptions.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        if getattr(self, "_handle", None):
+            finalize(self.close)
+
+    def __len__(self):
+        count = c_uint32()
+        call(_ffi.tp_registry_model_count, byref(count), self._h)
+        return count.value
+
+    def __repr__(self):
+        return f"<twistedpic.Registry {'closed' if self.closed else f'{len(self)} models'}>"
+
+    def models(self) -> List[ModelInfo]:
+        """A snapshot of every configured model, in config order."""
+        snapshot = POINTER(_ffi.tp_model_list)()
+        call(_ffi.tp_registry_list, byref(snapshot), self._h)
+        try:
+            rows = []
+            for i in range(_ffi.tp_model_list_count(snapshot)):
+                r = _ffi.tp_model_info(struct_size=sizeof(_ffi.tp_model_info))
+                call(_ffi.tp_model_list_get, byref(r), snapshot, i)
+                rows.append(_from_c(ModelInfo, r, state=_enum(State, r.state), tier=_enum(Tier, r.tier),
+                                    pinned=bool(r.pinned), last_use_age_s=_seconds(r.last_use_age_s),
+                                    expires_in_s=_seconds(r.expires_in_s)))
+            return rows
+        finally:
+            _ffi.tp_model_list_free(snapshot)
+
+    list = models
+
+    def acquire(self, name: str) -> Lease:
+        """Leases ``name``, loading or reloading it first when needed (concurrent acquires share one load).
+        Raises NotFoundError for an unknown model, ResourceExhaustedError when it cannot fit (the message states
+        the needed, free and evictable bytes)."""
+        handle = POINTER(_ffi.tp_model)()
+        call(_ffi.tp_model_acquire, byref(handle), self._h, _text(name))
+        return Lease(handle)
+
+    def preload(self, name: str) -> None:
+        """Loads ``name`` without taking a lease."""
+        call(_ffi.tp_registry_preload, self._h, _text(name))
+
+    def unload(self, name: str, tier: Tier = Tier.HOST) -> int:
+        """Moves ``name`` off the device to ``tier`` (HOST keeps a pinned copy, DISK drops all) and returns the
+        device bytes measured as returned to the driver. Raises FailedPreconditionError while it is leased."""
+        returned = c_int64()
+        call(_ffi.tp_registry_unload, byref(returned), self._h, _text(name), int(tier))
+        return returned.value
+
+    def unload_all(self, tier: Tier = Tier.HOST) -> None:
+        """Unloads every unleased model; raises FailedPreconditionError naming those still leased."""
+        call(_ffi.tp_registry_unload_all, self._h, int(tier))
+
+    def tick(self) -> None:
+        """Applies idle timeouts, pressure and LRU limits now."""
+        call(_ffi.tp_registry_tick, self._h)
+
+    def stats(self) -> Stats:
+        s = _ffi.tp_stats(struct_size=sizeof(_ffi.tp_stats))
+        call(_ffi.tp_registry_stats, byref(s), self._h)
+        return _from_c(Stats, s, evictions={_enum(Reason, i): n for i, n in enumerate(s.evictions)})
+
+    def subscribe(self, callback: Callable[[Event], None]) -> int:
+        """Calls ``callback(event)`` for every residency transition, on the thread that made it, possibly
+        concurrently, without the registry's lock (it may call the registry, but not close it). Returns an id
+        for ``unsubscribe()``."""
+        key = register(callback)
+        sub = c_int32()
+        try:
+            call(_ffi.tp_registry_subscribe, byref(sub), self._h, _on_event, key)
+        except BaseException:
+            objects.pop(key, None)
+            raise
+        self._subscriptions[sub.value] = key
+        return sub.value
+
+    def unsubscribe(self, subscription: int) -> None:
+        """Stops calling the subscribed callback for new events."""
+        call(_ffi.tp_registry_unsubscribe, self._h, subscription)
+        objects.pop(self._subscriptions.pop(subscription, None), None)
+
+
+@atexit.register
+def _close_open_registries():
+    # Stops the registries' threads before the interpreter can no longer run their callbacks.
+    for registry in list(_open_registries):
+        registry.close()

@@ -1,0 +1,162 @@
+//! The declarations against the C header and the library: struct layouts,
+//! constants and version.
+use std::ffi::CStr;
+use std::mem::{offset_of, size_of};
+use twistedpic_sys::*;
+
+/// (C expression, the Rust value, the value tp.h v0.1 gives on LP64, measured with cc).
+fn layout() -> Vec<(&'static str, usize, usize)> {
+    macro_rules! size {
+        ($t:ident = $n:expr) => {
+            (concat!("sizeof(", stringify!($t), ")"), size_of::<$t>(), $n)
+        };
+    }
+    macro_rules! off {
+        ($t:ident . $f:ident = $n:expr) => {
+            (concat!("offsetof(", stringify!($t), ", ", stringify!($f), ")"), offset_of!($t, $f), $n)
+        };
+    }
+    vec![
+        size!(tp_policy_model = 56),
+        off!(tp_policy_model.state = 8),
+        off!(tp_policy_model.device_bytes = 16),
+        off!(tp_policy_model.leases = 32),
+        off!(tp_policy_model.evictable = 44),
+        off!(tp_policy_model.idle_seconds = 48),
+        size!(tp_memory_policy_vtable = 32),
+        off!(tp_memory_policy_vtable.select_victims = 8),
+        off!(tp_memory_policy_vtable.on_access = 16),
+        off!(tp_memory_policy_vtable.destroy = 24),
+        size!(tp_model_info = 120),
+        off!(tp_model_info.name = 8),
+        off!(tp_model_info.dtype = 32),
+        off!(tp_model_info.state = 40),
+        off!(tp_model_info.device_bytes = 48),
+        off!(tp_model_info.leases = 64),
+        off!(tp_model_info.last_use_age_s = 80),
+        off!(tp_model_info.load_count = 96),
+        off!(tp_model_info.last_error = 112),
+        size!(tp_stats = 200),
+        off!(tp_stats.hits = 8),
+        off!(tp_stats.admission_failures = 56),
+        off!(tp_stats.evictions = 64),
+        off!(tp_stats.bytes_to_device = 120),
+        off!(tp_stats.host_bytes = 160),
+        off!(tp_stats.reload_ms_p95 = 192),
+        size!(tp_event = 64),
+        off!(tp_event.model = 8),
+        off!(tp_event.from = 16),
+        off!(tp_event.failed = 28),
+        off!(tp_event.bytes = 32),
+        off!(tp_event.bytes_returned = 48),
+        off!(tp_event.error = 56),
+    ]
+}
+
+#[test]
+#[cfg(target_pointer_width = "64")]
+fn struct_layouts_match_the_header() {
+    for (expr, rust, c) in layout() {
+        assert_eq!(rust, c, "{expr}");
+    }
+}
+
+/// With TWISTEDPIC_INCLUDE_DIRS (':'-separated; run_tests.sh sets it), also
+/// compiles the table's expressions against the real tp.h, so a header change
+/// that this crate has not followed fails here.
+#[test]
+#[cfg(target_pointer_width = "64")]
+fn header_still_has_these_layouts() {
+    let Ok(dirs) = std::env::var("TWISTEDPIC_INCLUDE_DIRS") else {
+        eprintln!("TWISTEDPIC_INCLUDE_DIRS is not set: checked the Rust side only");
+        return;
+    };
+    let tmp = std::env::temp_dir().join(format!("twistedpic-sys-abi-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let prints: String =
+        layout().iter().map(|(expr, _, _)| format!("  printf(\"%zu\\n\", (size_t)({expr}));\n")).collect();
+    let src = format!(
+        "#include <stddef.h>\n#include <stdio.h>\n#include \"twistedpic/tp.h\"\n\
+         int main(void) {{\n{prints}  printf(\"%u\\n\", (unsigned)TP_VERSION_NUMBER);\n  return 0;\n}}\n"
+    );
+    std::fs::write(tmp.join("probe.c"), src).unwrap();
+    let mut cc = std::process::Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
+    cc.arg("probe.c").arg("-o").arg("probe").current_dir(&tmp);
+    for dir in dirs.split(':') {
+        cc.arg(format!("-I{dir}"));
+    }
+    assert!(cc.status().expect("run cc").success(), "the probe did not compile");
+    let out = std::process::Command::new(tmp.join("probe")).output().unwrap();
+    std::fs::remove_dir_all(&tmp).ok();
+    let values: Vec<usize> = String::from_utf8(out.stdout).unwrap().lines().map(|l| l.parse().unwrap()).collect();
+    let (&header_version, values) = values.split_last().unwrap();
+    for ((expr, _, expected), got) in layout().into_iter().zip(values) {
+        assert_eq!(*got, expected, "{expr} in the header");
+    }
+    assert_eq!(header_version, TP_VERSION_NUMBER as usize, "TP_VERSION_NUMBER in the header");
+}
+
+fn name(p: *const std::ffi::c_char) -> &'static str {
+    unsafe { CStr::from_ptr(p) }.to_str().unwrap()
+}
+
+#[test]
+fn constants_match_the_library() {
+    unsafe {
+        let codes = [
+            (TP_OK, "OK"),
+            (TP_CANCELLED, "CANCELLED"),
+            (TP_UNKNOWN, "UNKNOWN"),
+            (TP_INVALID_ARGUMENT, "INVALID_ARGUMENT"),
+            (TP_NOT_FOUND, "NOT_FOUND"),
+            (TP_ALREADY_EXISTS, "ALREADY_EXISTS"),
+            (TP_RESOURCE_EXHAUSTED, "RESOURCE_EXHAUSTED"),
+            (TP_FAILED_PRECONDITION, "FAILED_PRECONDITION"),
+            (TP_ABORTED, "ABORTED"),
+            (TP_UNIMPLEMENTED, "UNIMPLEMENTED"),
+            (TP_INTERNAL, "INTERNAL"),
+            (TP_UNAVAILABLE, "UNAVAILABLE"),
+            (TP_DATA_LOSS, "DATA_LOSS"),
+        ];
+        for (code, expected) in codes {
+            assert_eq!(name(tp_code_name(code)), expected);
+        }
+        assert_eq!(name(tp_code_name(4)), "UNKNOWN");
+        for (tier, expected) in [(TP_TIER_DEVICE, "device"), (TP_TIER_HOST, "host"), (TP_TIER_DISK, "disk")] {
+            assert_eq!(name(tp_tier_name(tier)), expected);
+        }
+        let states = [
+            (TP_STATE_UNLOADED, "unloaded"),
+            (TP_STATE_LOADING, "loading"),
+            (TP_STATE_RESIDENT, "resident"),
+            (TP_STATE_OFFLOADED, "offloaded"),
+            (TP_STATE_UNLOADING, "unloading"),
+            (TP_STATE_FAILED, "failed"),
+        ];
+        for (state, expected) in states {
+            assert_eq!(name(tp_state_name(state)), expected);
+        }
+        let reasons = [
+            (TP_REASON_LAZY, "lazy"),
+            (TP_REASON_EAGER, "eager"),
+            (TP_REASON_TTL, "ttl"),
+            (TP_REASON_LRU, "lru"),
+            (TP_REASON_PRESSURE, "pressure"),
+            (TP_REASON_EXPLICIT, "explicit"),
+            (TP_REASON_UNLOAD_AFTER, "unload-after"),
+        ];
+        for (reason, expected) in reasons {
+            assert_eq!(name(tp_reason_name(reason)), expected);
+        }
+        assert_eq!(name(tp_reason_name(TP_REASON_SLOTS as i32)), "?");
+    }
+}
+
+#[test]
+fn library_matches_the_declared_version() {
+    let lib = unsafe { tp_version_number() };
+    assert_eq!(lib / 10000, TP_VERSION_MAJOR, "library major version");
+    assert!(lib >= TP_VERSION_NUMBER, "library {lib} is older than these declarations");
+    let string = format!("{}.{}.{}", lib / 10000, lib / 100 % 100, lib % 100);
+    assert_eq!(name(unsafe { tp_version_string() }), string);
+}
