@@ -16,6 +16,7 @@ BUILD_TYPE ?= RelWithDebInfo
 TP_VENV ?= $(HOME)/.cache/twistedpic/venv
 export TP_VENV
 JOBS ?= $(shell nproc)
+BENCH_GIB ?= 2
 CTEST_ARGS ?=
 
 ifdef Torch_DIR
@@ -66,8 +67,9 @@ test: build
 
 bench: setup $(BUILD)/build.ninja
 	cmake -S . -B $(BUILD) -DTP_BUILD_BENCHMARKS=ON >/dev/null
-	cmake --build $(BUILD) -j $(JOBS) --target registry_bench
+	cmake --build $(BUILD) -j $(JOBS) --target registry_bench weights_bench
 	python3 scripts/bench.py $(BUILD)
+	$(TP_VENV)/bin/python scripts/bench_weights.py $(BUILD) $(BENCH_GIB)
 
 gpu-check: build
 	bash scripts/gpu_check.sh $(BUILD)

@@ -173,6 +173,11 @@ func TestErrors(t *testing.T) {
 	defer l.Release()
 	closed := newTestRegistry(t, Options{})
 	closed.Close()
+	real, err := NewRegistryFromString(testConfig, nil) // real weights: the CUDA or the CPU device
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer real.Close()
 	sim := &Options{SimulatedDeviceBytes: gib}
 
 	for _, c := range []struct {
@@ -190,7 +195,7 @@ func TestErrors(t *testing.T) {
 		{"missing file", errOf(NewRegistryFromFile("/nonexistent/tp.json", sim)), NotFound, "/nonexistent/tp.json"},
 		{"bad preset", errOf(NewRegistryFromString(testConfig, &Options{Preset: "warp"})),
 			InvalidArgument, "unknown preset 'warp'"},
-		{"no device", errOf(NewRegistryFromString(testConfig, nil)), Unimplemented, "use_simulated_device"},
+		{"no weights on disk", errOf(real.Acquire("b")), NotFound, "model 'b': model folder '/models/b' does not exist"},
 		{"closed registry", errOf(closed.List()), FailedPrecondition, "closed"},
 		{"nil handler", errOf(r.Subscribe(nil)), InvalidArgument, "nil"},
 	} {

@@ -5,6 +5,7 @@
 
 #include "tp_internal.h"
 #include "twistedpic/registry.h"
+#include "twistedpic/runtime.h"
 
 namespace {
 
@@ -102,25 +103,28 @@ void copy_prefix(T* out, const T& full) {
 tp_code create_registry(tp_registry** out, tp::Expected<tp::RegistryConfig> config, tp_registry_options* opts,
                         tp_error** out_err) {
   if (!config) return fail(out_err, config.error());
-  tp::RegistryOptions options;
-  if (opts) {
-    if (!opts->preset.empty()) {
-      auto preset = tp::policy_preset(opts->preset);
-      if (!preset) return fail(out_err, preset.error());
-      config->policy = *preset;
-    }
-    options.background_thread = opts->background_thread;
+  if (opts && !opts->preset.empty()) {
+    auto preset = tp::policy_preset(opts->preset);
+    if (!preset) return fail(out_err, preset.error());
+    config->policy = *preset;
   }
-  if (!opts || opts->simulated_bytes == 0)
-    return fail(out_err, TP_UNIMPLEMENTED,
-                "real weight loading is not available yet: use tp_registry_options_use_simulated_device()");
-  auto device = std::make_shared<tp::SimulatedDevice>(opts->simulated_bytes);
-  options.backend = std::make_shared<tp::SimulatedBackend>(device);
-  options.monitor = device;
-  options.policies = opts->policies;
+  tp::RegistryOptions options;
+  if (opts && opts->simulated_bytes > 0) {
+    auto device = std::make_shared<tp::SimulatedDevice>(opts->simulated_bytes);
+    options.backend = std::make_shared<tp::SimulatedBackend>(device);
+    options.monitor = device;
+  } else {
+    auto defaults = tp::default_registry_options();
+    if (!defaults) return fail(out_err, defaults.error());
+    options = std::move(*defaults);
+  }
+  if (opts) {
+    options.background_thread = opts->background_thread;
+    options.policies = opts->policies;
+  }
   auto registry = tp::ModelRegistry::create(std::move(*config), std::move(options));
   if (!registry) return fail(out_err, registry.error());
-  opts->policies.clear();  // now owned by the registry
+  if (opts) opts->policies.clear();  // now owned by the registry
   auto handle = std::make_unique<tp_registry>();
   handle->registry = std::move(*registry);
   *out = handle.release();

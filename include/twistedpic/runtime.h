@@ -5,7 +5,9 @@
 
 #include <string>
 
+#include "twistedpic/expected.h"
 #include "twistedpic/export.h"
+#include "twistedpic/registry.h"
 
 namespace tp {
 inline namespace v0 {
@@ -21,6 +23,16 @@ struct RuntimeInfo {
 };
 
 TP_EXPORT RuntimeInfo runtime_info();
+
+// Registry options on real weights: the CUDA device `cuda_device` when one is
+// usable, else the CPU device with a budget of half the physical RAM; a
+// TensorWeightBackend over it; its memory monitor; and, as the clean-up step,
+// emptying torch's CUDA caching allocator (activations).
+TP_EXPORT Expected<RegistryOptions> default_registry_options(int cuda_device = 0);
+
+// Returns cached, unused blocks of torch's CUDA caching allocator to the
+// driver. A no-op without CUDA.
+TP_EXPORT void empty_torch_cuda_cache();
 
 }  // namespace v0
 }  // namespace tp

@@ -1,7 +1,12 @@
 #include "twistedpic/runtime.h"
 
 #include <ATen/Context.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <torch/version.h>
+#include <unistd.h>
+
+#include "twistedpic/log.h"
+#include "twistedpic/tensor_weights.h"
 
 #include "cuda/cuda_runtime.h"
 #include "twistedpic/version.h"
@@ -27,6 +32,32 @@ RuntimeInfo runtime_info() {
   info.cuda_device_count = count.value_or(0);
   if (!count) info.cuda_unavailable_reason = count.error().message;
   return info;
+}
+
+void empty_torch_cuda_cache() {
+  if (!cuda::available()) return;
+  try {
+    c10::cuda::CUDACachingAllocator::emptyCache();
+  } catch (const std::exception& e) {
+    TP_LOG(kWarn, "torch", "emptying the CUDA caching allocator failed: " << e.what());
+  }
+}
+
+Expected<RegistryOptions> default_registry_options(int cuda_device) {
+  std::shared_ptr<Device> device;
+  if (auto gpu = make_cuda_device(cuda_device); gpu) {
+    device = std::move(*gpu);
+  } else {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    uint64_t ram = pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 8ull << 30;
+    TP_LOG(kInfo, "runtime", "no CUDA device (" << gpu.error().message << "): weights go to the CPU device");
+    device = std::make_shared<CpuDevice>(ram / 2);
+  }
+  RegistryOptions options;
+  options.backend = std::make_shared<TensorWeightBackend>(device);
+  options.monitor = std::shared_ptr<DeviceMonitor>(device, &device->monitor());
+  options.clean_caches = empty_torch_cuda_cache;
+  return options;
 }
 
 }  // namespace v0

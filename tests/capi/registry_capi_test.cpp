@@ -299,10 +299,15 @@ TEST(RegistryCapiBadInputTest, WrongHandlesAndParameters) {
   tp_memory_policy_vtable small{4, nullptr, nullptr, nullptr};
   EXPECT_EQ(tp_registry_options_add_policy(opts, &small, nullptr, err.out()), TP_INVALID_ARGUMENT);
   EXPECT_NE(err.message().find("struct_size 4 is below"), std::string::npos);
-  // Without a simulated device there is no weight backend yet: a clear error, not a crash.
+  // Without a simulated device the registry loads real weights: these models have none on disk.
   tp_registry* r = nullptr;
-  EXPECT_EQ(tp_registry_create_from_string(&r, kConfig, opts, err.out()), TP_UNIMPLEMENTED);
-  EXPECT_EQ(r, nullptr);
+  ASSERT_EQ(tp_registry_create_from_string(&r, kConfig, opts, err.out()), TP_OK) << err.message();
+  tp_model* real = nullptr;
+  EXPECT_EQ(tp_model_acquire(&real, r, "b", err.out()), TP_NOT_FOUND);
+  EXPECT_NE(err.message().find("model 'b': model folder '/models/b' does not exist"), std::string::npos) << err.message();
+  EXPECT_EQ(real, nullptr);
+  tp_registry_destroy(r);
+  r = nullptr;
   tp_registry_options_destroy(opts);
 
   // Unknown names.

@@ -57,10 +57,10 @@ def test_invalid_parameters(reg, make_registry):
         make_registry(simulated_device_bytes=0)
 
 
-def test_a_real_device_is_unimplemented_today():
-    with pytest.raises(twistedpic.UnimplementedError, match="use_simulated_device") as e:
-        twistedpic.Registry.from_string(CONFIG)
-    assert isinstance(e.value, NotImplementedError)
+def test_real_weights_that_are_not_on_disk_are_not_found():
+    with twistedpic.Registry.from_string(CONFIG) as registry:  # real weights: the CUDA or the CPU device
+        with pytest.raises(twistedpic.NotFoundError, match="model 'b': model folder '/models/b' does not exist"):
+            registry.acquire("b")
 
 
 @pytest.mark.parametrize("name", ["CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "NOT_FOUND", "ALREADY_EXISTS",

@@ -228,8 +228,9 @@ TP_API tp_code tp_registry_options_set_preset(tp_registry_options* opts, const c
 
 /**
  * Uses a simulated device of `total_bytes` and simulated weights (each model's
- * config must give "size_bytes"), for tests, demos and CPU-only machines.
- * Without it the registry uses the CUDA device and real weights.
+ * config must give "size_bytes"), for tests and demos. Without it the
+ * registry loads real safetensors weights onto the CUDA device, or onto the
+ * CPU device (host memory, half the RAM) where no GPU is usable.
  */
 TP_API tp_code tp_registry_options_use_simulated_device(tp_registry_options* opts, uint64_t total_bytes,
                                                         tp_error** out_err);

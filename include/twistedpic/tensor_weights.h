@@ -1,0 +1,144 @@
+// twistedpic: real weights. TensorWeights holds one model's safetensors
+// tensors in a single device arena (one allocation outside any caching
+// allocator, so an unload gives every byte back to the driver) and moves
+// them between tiers with the transfer engine:
+//
+//   disk -> pinned staging -> device: chunked reads by several threads into
+//     pooled pinned buffers, each thread double-buffering its copies on its
+//     own lane (CUDA stream), converting dtypes on the device when asked;
+//   device -> host: one pinned host arena, the host tier;
+//   host -> device: a straight copy of that arena, split across lanes.
+//
+// TensorWeightBackend opens configured models (a diffusers folder, a folder
+// of safetensors files, one file, or a Hugging Face id in the local cache)
+// for the registry.
+//
+// Threading: a TensorWeights is driven by one thread at a time (the registry
+// guarantees it); its accessors may be read concurrently while it is
+// resident. TensorWeightBackend and PinnedPool are thread-safe.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "twistedpic/device.h"
+#include "twistedpic/model_weights.h"
+
+namespace tp {
+inline namespace v0 {
+
+struct TransferOptions {
+  // Bytes per read and copy. Default: 16 MiB.
+  uint64_t chunk_bytes = 16ull << 20;
+  // Reading threads, each double-buffered on its own lane. Default: 4.
+  int readers = 4;
+};
+
+// Reuses pinned staging buffers across loads: allocating pinned memory is slow.
+class TP_EXPORT PinnedPool {
+ public:
+  PinnedPool(std::shared_ptr<Device> device, uint64_t buffer_bytes, size_t max_cached);
+  ~PinnedPool();
+  PinnedPool(const PinnedPool&) = delete;
+  PinnedPool& operator=(const PinnedPool&) = delete;
+
+  uint64_t buffer_bytes() const { return buffer_bytes_; }
+  Expected<void*> acquire();
+  void release(void* buffer);
+  size_t cached() const;
+  uint64_t allocations() const;  // pinned allocations made so far
+
+ private:
+  std::shared_ptr<Device> device_;
+  const uint64_t buffer_bytes_;
+  const size_t max_cached_;
+  mutable std::mutex mu_;
+  std::vector<void*> free_;  // guarded by mu_
+  uint64_t allocations_ = 0; // guarded by mu_
+};
+
+// A safetensors file, and the prefix its tensor names get in the model
+// ("text_encoder/" for a diffusers component; "" otherwise).
+struct WeightFile {
+  std::filesystem::path path;
+  std::string prefix;
+};
+
+// One tensor's place in the arena.
+struct WeightTensor {
+  std::string name;                // prefix + the name in the file
+  DType dtype = DType::kF32;       // in the arena
+  DType file_dtype = DType::kF32;  // in the file
+  std::vector<int64_t> shape;
+  uint64_t offset = 0;             // in the arena, 256-byte aligned
+  uint64_t bytes = 0;              // in the arena
+  size_t file = 0;                 // index into files()
+  uint64_t file_offset = 0;        // absolute, in the file
+};
+
+class TP_EXPORT TensorWeights final : public ModelWeights {
+ public:
+  // Reads the files' headers and plans the arena; moves no weights. Floating
+  // tensors (F32, F16, BF16) become `dtype` when given. Tensor names must be
+  // unique across the files.
+  static Expected<std::unique_ptr<TensorWeights>> open(std::vector<WeightFile> files,
+                                                       std::optional<DType> dtype, std::shared_ptr<Device> device,
+                                                       std::shared_ptr<PinnedPool> pool, TransferOptions options = {});
+  ~TensorWeights() override;
+
+  uint64_t device_bytes() const override { return arena_bytes_; }
+  uint64_t host_bytes() const override { return host_ ? arena_bytes_ : 0; }
+  bool on_device() const override { return arena_ != nullptr; }
+  Status load_to_device(const TransferContext& ctx) override;
+  Status offload_to_host(const TransferContext& ctx) override;
+  void drop_device() override;
+  void drop_host() override;
+
+  const std::vector<WeightTensor>& tensors() const { return tensors_; }
+  const WeightTensor* find(std::string_view name) const;
+  const std::vector<WeightFile>& files() const { return files_; }
+  Device& device() const { return *device_; }
+  // The arena on the device / the host copy; nullptr when absent.
+  void* device_data() const { return arena_; }
+  const void* host_data() const { return host_; }
+
+ private:
+  TensorWeights() = default;
+  Status load_from_disk(const TransferContext& ctx);
+  Status copy_arena(void* dst, const void* src, bool to_device);
+
+  std::vector<WeightFile> files_;
+  std::vector<uint64_t> file_sizes_;   // as the headers were read
+  std::vector<WeightTensor> tensors_;  // sorted by file, then file offset
+  std::shared_ptr<Device> device_;
+  std::shared_ptr<PinnedPool> pool_;
+  TransferOptions options_;
+  uint64_t arena_bytes_ = 0;
+  void* arena_ = nullptr;
+  void* host_ = nullptr;
+};
+
+// The safetensors files of a model source: a diffusers folder (every
+// component's weights), a folder of *.safetensors (or one sharded index), a
+// single file, or a Hugging Face model id resolved in the local cache.
+// Pickle checkpoints are refused.
+TP_EXPORT Expected<std::vector<WeightFile>> model_weight_files(std::string_view source);
+
+class TP_EXPORT TensorWeightBackend final : public WeightBackend {
+ public:
+  explicit TensorWeightBackend(std::shared_ptr<Device> device, TransferOptions options = {});
+  Expected<std::unique_ptr<ModelWeights>> open(const ModelConfig& config) override;
+  const std::shared_ptr<PinnedPool>& pool() const { return pool_; }
+
+ private:
+  std::shared_ptr<Device> device_;
+  TransferOptions options_;
+  std::shared_ptr<PinnedPool> pool_;
+};
+
+}  // namespace v0
+}  // namespace tp

@@ -1,0 +1,143 @@
+#include <sys/mman.h>
+
+#include <bit>
+#include <cstdlib>
+#include <cstring>
+
+#include "twistedpic/device.h"
+
+namespace tp {
+inline namespace v0 {
+namespace {
+
+bool take_failure(std::atomic<int>& counter) {
+  int n = counter.load();
+  while (n > 0)
+    if (counter.compare_exchange_weak(n, n - 1)) return true;
+  return false;
+}
+
+// Large host blocks come from mmap (fresh, page-aligned, given back to the
+// kernel on free), with transparent huge pages to cut page faults.
+void* map_bytes(uint64_t bytes) {
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+#ifdef MADV_HUGEPAGE
+  madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+  return p;
+}
+
+uint16_t f32_to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffff) > 0x7f800000) return static_cast<uint16_t>((u >> 16) | 0x40);  // quiet NaN
+  u += 0x7fff + ((u >> 16) & 1);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+float bf16_to_f32(uint16_t h) {
+  uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+float f16_to_f32(uint16_t h) { return static_cast<float>(std::bit_cast<_Float16>(h)); }
+uint16_t f32_to_f16(float f) { return std::bit_cast<uint16_t>(static_cast<_Float16>(f)); }
+
+float load(const void* src, DType t, uint64_t i) {
+  switch (t) {
+    case DType::kF32: return static_cast<const float*>(src)[i];
+    case DType::kF16: return f16_to_f32(static_cast<const uint16_t*>(src)[i]);
+    default: return bf16_to_f32(static_cast<const uint16_t*>(src)[i]);
+  }
+}
+
+void store(void* dst, DType t, uint64_t i, float v) {
+  switch (t) {
+    case DType::kF32: static_cast<float*>(dst)[i] = v; break;
+    case DType::kF16: static_cast<uint16_t*>(dst)[i] = f32_to_f16(v); break;
+    default: static_cast<uint16_t*>(dst)[i] = f32_to_bf16(v); break;
+  }
+}
+
+bool convertible(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
+
+}  // namespace
+
+Status convert_on_host(const void* src, DType from, void* dst, DType to, uint64_t count) {
+  if (from == to) {
+    std::memcpy(dst, src, count * dtype_size(from));
+    return ok_status();
+  }
+  if (!convertible(from) || !convertible(to))
+    return unimplemented("conversion from " + std::string(dtype_safetensors_name(from)) + " to " +
+                         std::string(dtype_safetensors_name(to)));
+  for (uint64_t i = 0; i < count; ++i) store(dst, to, i, load(src, from, i));
+  return ok_status();
+}
+
+CpuDevice::CpuDevice(uint64_t budget_bytes) : budget_(budget_bytes) {}
+
+Expected<DeviceMemoryInfo> CpuDevice::query() {
+  DeviceMemoryInfo info;
+  info.total_bytes = budget_;
+  uint64_t used = allocated_.load();
+  info.free_bytes = used >= budget_ ? 0 : budget_ - used;
+  info.process_bytes = used;
+  return info;
+}
+
+Expected<void*> CpuDevice::allocate(uint64_t bytes) {
+  if (take_failure(fail_device_)) return resource_exhausted("cpu device: injected allocation failure of " + std::to_string(bytes) + " bytes");
+  uint64_t used = allocated_.fetch_add(bytes);
+  if (used + bytes > budget_) {
+    allocated_.fetch_sub(bytes);
+    return resource_exhausted("cpu device: " + std::to_string(bytes) + " bytes exceed the budget (" +
+                              std::to_string(budget_ - std::min(used, budget_)) + " free)");
+  }
+  void* p = map_bytes(bytes ? bytes : 1);
+  if (!p) {
+    allocated_.fetch_sub(bytes);
+    return resource_exhausted("cpu device: mmap of " + std::to_string(bytes) + " bytes failed");
+  }
+  return p;
+}
+
+void CpuDevice::free(void* ptr, uint64_t bytes) {
+  if (!ptr) return;
+  munmap(ptr, bytes ? bytes : 1);
+  allocated_.fetch_sub(bytes);
+}
+
+Expected<void*> CpuDevice::allocate_pinned(uint64_t bytes) {
+  if (take_failure(fail_pinned_)) return resource_exhausted("cpu device: injected pinned allocation failure of " + std::to_string(bytes) + " bytes");
+  void* p = map_bytes(bytes ? bytes : 1);
+  if (!p) return resource_exhausted("cpu device: mmap of " + std::to_string(bytes) + " pinned bytes failed");
+  pinned_.fetch_add(bytes);
+  return p;
+}
+
+void CpuDevice::free_pinned(void* ptr, uint64_t bytes) {
+  if (!ptr) return;
+  munmap(ptr, bytes ? bytes : 1);
+  pinned_.fetch_sub(bytes);
+}
+
+Status CpuDevice::copy_to_device(void* dst, const void* src, uint64_t bytes, int) {
+  std::memcpy(dst, src, bytes);
+  return ok_status();
+}
+
+Status CpuDevice::copy_to_host(void* dst, const void* src, uint64_t bytes, int) {
+  std::memcpy(dst, src, bytes);
+  return ok_status();
+}
+
+Status CpuDevice::convert(const void* src, DType from, void* dst, DType to, uint64_t count, int) {
+  return convert_on_host(src, from, dst, to, count);
+}
+
+}  // namespace v0
+}  // namespace tp

@@ -1,0 +1,42 @@
+#include "torch/tensors.h"
+
+#include <ATen/Functions.h>
+
+namespace tp::torch_bridge {
+
+at::ScalarType scalar_type(DType t) {
+  switch (t) {
+    case DType::kF64: return at::kDouble;
+    case DType::kF32: return at::kFloat;
+    case DType::kF16: return at::kHalf;
+    case DType::kBF16: return at::kBFloat16;
+    case DType::kF8E4M3: return at::kFloat8_e4m3fn;
+    case DType::kF8E5M2: return at::kFloat8_e5m2;
+    case DType::kI64: return at::kLong;
+    case DType::kI32: return at::kInt;
+    case DType::kI16: return at::kShort;
+    case DType::kI8: return at::kChar;
+    case DType::kU8: return at::kByte;
+    case DType::kBool: return at::kBool;
+  }
+  return at::kByte;
+}
+
+Expected<std::unordered_map<std::string, at::Tensor>> tensor_views(const TensorWeights& weights) {
+  if (!weights.on_device()) return failed_precondition("tensor_views: the weights are not on the device");
+  const std::string device_name = weights.device().name();
+  at::Device device = weights.device().is_host_memory() ? at::Device(at::kCPU) : at::Device(device_name);
+  std::unordered_map<std::string, at::Tensor> out;
+  try {
+    for (const WeightTensor& t : weights.tensors()) {
+      auto options = at::TensorOptions().dtype(scalar_type(t.dtype)).device(device);
+      void* data = static_cast<char*>(weights.device_data()) + t.offset;
+      out.emplace(t.name, at::from_blob(data, t.shape, [](void*) {}, options));  // the arena owns the bytes
+    }
+  } catch (const std::exception& e) {
+    return internal_error(std::string("tensor_views: ") + e.what());
+  }
+  return out;
+}
+
+}  // namespace tp::torch_bridge

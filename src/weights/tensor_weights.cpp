@@ -1,0 +1,397 @@
+// TensorWeights and the transfer engine; TensorWeightBackend.
+#include "twistedpic/tensor_weights.h"
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "twistedpic/diffusers_folder.h"
+#include "twistedpic/hf_cache.h"
+#include "twistedpic/log.h"
+#include "twistedpic/safetensors.h"
+#include "weights/file.h"
+
+namespace tp {
+inline namespace v0 {
+namespace {
+
+constexpr uint64_t kAlign = 256;
+
+uint64_t align_up(uint64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
+
+bool is_float(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
+
+// A piece of one tensor inside a chunk.
+struct Piece {
+  size_t tensor;
+  uint64_t chunk_offset;   // where it starts in the chunk's bytes
+  uint64_t tensor_offset;  // where it starts in the tensor, file side
+  uint64_t length;         // file-side bytes
+};
+
+// A contiguous range of one file, read with a single pread.
+struct Chunk {
+  size_t file;
+  uint64_t begin;
+  uint64_t length;
+  std::vector<Piece> pieces;
+};
+
+std::vector<Chunk> plan_chunks(const std::vector<WeightTensor>& tensors, uint64_t chunk_bytes) {
+  std::vector<Chunk> chunks;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const WeightTensor& t = tensors[i];
+    uint64_t file_bytes = t.bytes / dtype_size(t.dtype) * dtype_size(t.file_dtype);
+    uint64_t done = 0;
+    while (done < file_bytes || (file_bytes == 0 && done == 0)) {
+      Chunk* c = chunks.empty() ? nullptr : &chunks.back();
+      bool fits = c && c->file == t.file && c->begin + c->length == t.file_offset + done && c->length < chunk_bytes;
+      if (!fits) {
+        chunks.push_back({t.file, t.file_offset + done, 0, {}});
+        c = &chunks.back();
+      }
+      uint64_t take = std::min(file_bytes - done, chunk_bytes - c->length);
+      if (take < file_bytes - done) {
+        // A split tensor's pieces stay element-aligned: whole multiples of 8 bytes.
+        take -= take % 8;
+        if (take == 0) {
+          chunks.push_back({t.file, t.file_offset + done, 0, {}});
+          continue;
+        }
+      }
+      c->pieces.push_back({i, c->length, done, take});
+      c->length += take;
+      done += take;
+      if (file_bytes == 0) break;
+    }
+  }
+  return chunks;
+}
+
+}  // namespace
+
+// ---- PinnedPool ---------------------------------------------------------------
+
+PinnedPool::PinnedPool(std::shared_ptr<Device> device, uint64_t buffer_bytes, size_t max_cached)
+    : device_(std::move(device)), buffer_bytes_(buffer_bytes), max_cached_(max_cached) {}
+
+PinnedPool::~PinnedPool() {
+  for (void* b : free_) device_->free_pinned(b, buffer_bytes_);
+}
+
+Expected<void*> PinnedPool::acquire() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!free_.empty()) {
+      void* b = free_.back();
+      free_.pop_back();
+      return b;
+    }
+    ++allocations_;
+  }
+  return device_->allocate_pinned(buffer_bytes_);
+}
+
+void PinnedPool::release(void* buffer) {
+  if (!buffer) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (free_.size() < max_cached_) {
+      free_.push_back(buffer);
+      return;
+    }
+  }
+  device_->free_pinned(buffer, buffer_bytes_);
+}
+
+size_t PinnedPool::cached() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return free_.size();
+}
+
+uint64_t PinnedPool::allocations() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return allocations_;
+}
+
+// ---- TensorWeights ------------------------------------------------------------
+
+Expected<std::unique_ptr<TensorWeights>> TensorWeights::open(std::vector<WeightFile> files, std::optional<DType> dtype,
+                                                             std::shared_ptr<Device> device,
+                                                             std::shared_ptr<PinnedPool> pool, TransferOptions options) {
+  if (!device || !pool) return invalid_argument("TensorWeights::open: a device and a pinned pool are required");
+  if (files.empty()) return invalid_argument("TensorWeights::open: no weight files");
+  if (options.chunk_bytes == 0 || options.chunk_bytes % 8 != 0 || options.chunk_bytes > pool->buffer_bytes())
+    return invalid_argument("TransferOptions.chunk_bytes must be a positive multiple of 8, at most the pool's buffers");
+  if (options.readers < 1) return invalid_argument("TransferOptions.readers must be at least 1");
+  if (dtype && !is_float(*dtype)) return invalid_argument("weights can be converted only to fp32, fp16 or bf16");
+  std::unique_ptr<TensorWeights> w(new TensorWeights());
+  std::set<std::string, std::less<>> names;
+  for (size_t f = 0; f < files.size(); ++f) {
+    TP_TRY(check_weights_file_format(files[f].path));
+    TP_ASSIGN_OR_RETURN(SafetensorsHeader header, read_safetensors_header(files[f].path));
+    w->file_sizes_.push_back(header.data_offset + header.data_bytes);
+    for (const TensorInfo& info : header.tensors) {
+      WeightTensor t;
+      t.name = files[f].prefix + info.name;
+      t.file_dtype = info.dtype;
+      t.dtype = dtype && is_float(info.dtype) ? *dtype : info.dtype;
+      t.shape = info.shape;
+      t.bytes = (info.end - info.begin) / dtype_size(info.dtype) * dtype_size(t.dtype);
+      t.file = f;
+      t.file_offset = header.data_offset + info.begin;
+      if (!names.insert(t.name).second)
+        return invalid_argument(files[f].path.string() + ": tensor '" + t.name + "' also appears in another file");
+      w->tensors_.push_back(std::move(t));
+    }
+  }
+  std::sort(w->tensors_.begin(), w->tensors_.end(), [](const WeightTensor& a, const WeightTensor& b) {
+    return a.file != b.file ? a.file < b.file : a.file_offset < b.file_offset;
+  });
+  for (auto& t : w->tensors_) {
+    t.offset = w->arena_bytes_;
+    w->arena_bytes_ = align_up(w->arena_bytes_ + t.bytes);
+  }
+  w->files_ = std::move(files);
+  w->device_ = std::move(device);
+  w->pool_ = std::move(pool);
+  w->options_ = options;
+  return w;
+}
+
+TensorWeights::~TensorWeights() {
+  drop_device();
+  drop_host();
+}
+
+const WeightTensor* TensorWeights::find(std::string_view name) const {
+  for (const auto& t : tensors_)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+void TensorWeights::drop_device() {
+  if (!arena_) return;
+  device_->free(arena_, arena_bytes_);
+  arena_ = nullptr;
+}
+
+void TensorWeights::drop_host() {
+  if (!host_) return;
+  device_->free_pinned(host_, arena_bytes_);
+  host_ = nullptr;
+}
+
+Status TensorWeights::copy_arena(void* dst, const void* src, bool to_device) {
+  const int lanes = device_->lanes();
+  const uint64_t piece = std::max<uint64_t>(align_up((arena_bytes_ + lanes - 1) / lanes), kAlign);
+  Status st = ok_status();
+  for (uint64_t off = 0; off < arena_bytes_ && st; off += piece) {
+    uint64_t n = std::min(piece, arena_bytes_ - off);
+    int lane = static_cast<int>(off / piece);
+    st = to_device ? device_->copy_to_device(static_cast<char*>(dst) + off, static_cast<const char*>(src) + off, n, lane)
+                   : device_->copy_to_host(static_cast<char*>(dst) + off, static_cast<const char*>(src) + off, n, lane);
+  }
+  for (int lane = 0; lane < lanes; ++lane) {
+    Status s = device_->synchronize(lane);
+    if (st && !s) st = s;
+  }
+  return st;
+}
+
+Status TensorWeights::load_to_device(const TransferContext& ctx) {
+  if (arena_) return ok_status();
+  if (ctx.cancelled()) return cancelled("loading was cancelled");
+  if (!host_) return load_from_disk(ctx);
+  TP_ASSIGN_OR_RETURN(arena_, device_->allocate(arena_bytes_));
+  if (Status st = copy_arena(arena_, host_, true); !st) {
+    drop_device();
+    return st;
+  }
+  if (ctx.progress) ctx.progress(arena_bytes_, arena_bytes_);
+  return ok_status();
+}
+
+Status TensorWeights::offload_to_host(const TransferContext& ctx) {
+  if (!arena_) return failed_precondition("offload_to_host: the weights are not on the device");
+  if (!host_) {
+    if (ctx.cancelled()) return cancelled("offloading was cancelled");
+    TP_ASSIGN_OR_RETURN(host_, device_->allocate_pinned(arena_bytes_));
+    if (Status st = copy_arena(host_, arena_, false); !st) {
+      drop_host();
+      return st;
+    }
+  }
+  drop_device();
+  return ok_status();
+}
+
+Status TensorWeights::load_from_disk(const TransferContext& ctx) {
+  std::vector<detail::ReadOnlyFile> files;
+  for (size_t f = 0; f < files_.size(); ++f) {
+    TP_ASSIGN_OR_RETURN(auto file, detail::ReadOnlyFile::open(files_[f].path));
+    if (file.size() != file_sizes_[f])
+      return data_loss(files_[f].path.string() + ": the file changed since it was opened (" +
+                       std::to_string(file_sizes_[f]) + " bytes then, " + std::to_string(file.size()) + " now)");
+    files.push_back(std::move(file));
+  }
+  TP_ASSIGN_OR_RETURN(arena_, device_->allocate(arena_bytes_));
+  const std::vector<Chunk> chunks = plan_chunks(tensors_, options_.chunk_bytes);
+  const bool host_memory = device_->is_host_memory();
+  bool converts = false;
+  for (const auto& t : tensors_) converts = converts || t.dtype != t.file_dtype;
+  const int readers = static_cast<int>(std::min<size_t>(options_.readers, std::max<size_t>(chunks.size(), 1)));
+  const uint64_t total = arena_bytes_;
+
+  std::atomic<size_t> next{0};
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> done{0};
+  std::mutex mu;  // guards `failure` and progress calls
+  std::optional<Error> failure;
+  auto fail = [&](Error e) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!failure) failure = std::move(e);
+    stop = true;
+  };
+
+  auto worker = [&](int lane) {
+    // Two staging buffers (and, to convert on a GPU, two device scratch
+    // buffers): the read of one chunk overlaps the copy of the previous one.
+    void* staging[2] = {nullptr, nullptr};
+    void* scratch[2] = {nullptr, nullptr};
+    const bool direct = host_memory && !converts;  // read straight into the arena
+    auto cleanup = [&] {
+      device_->synchronize(lane);
+      for (int b = 0; b < 2; ++b) {
+        pool_->release(staging[b]);
+        if (scratch[b]) device_->free(scratch[b], options_.chunk_bytes);
+      }
+    };
+    for (int b = 0; b < 2 && !direct; ++b) {
+      auto s = pool_->acquire();
+      if (!s) return fail(s.error()), cleanup();
+      staging[b] = *s;
+      if (converts && !host_memory) {
+        auto d = device_->allocate(options_.chunk_bytes);
+        if (!d) return fail(d.error()), cleanup();
+        scratch[b] = *d;
+      }
+    }
+    for (int k = 0;; ++k) {
+      size_t c = next.fetch_add(1);
+      if (c >= chunks.size() || stop) break;
+      if (ctx.cancelled()) return fail({ErrorCode::kCancelled, "loading was cancelled"}), cleanup();
+      const Chunk& chunk = chunks[c];
+      const detail::ReadOnlyFile& file = files[chunk.file];
+      if (direct) {
+        for (const Piece& p : chunk.pieces) {
+          const WeightTensor& t = tensors_[p.tensor];
+          Status st = file.read_at(chunk.begin + p.chunk_offset, p.length,
+                                   static_cast<char*>(arena_) + t.offset + p.tensor_offset);
+          if (!st) return fail(st.error()), cleanup();
+        }
+      } else {
+        char* buf = static_cast<char*>(staging[k % 2]);
+        if (Status st = file.read_at(chunk.begin, chunk.length, buf); !st) return fail(st.error()), cleanup();
+        // The previous chunk's copies (from the other buffer) finish before this one's start.
+        if (Status st = device_->synchronize(lane); !st) return fail(st.error()), cleanup();
+        for (const Piece& p : chunk.pieces) {
+          const WeightTensor& t = tensors_[p.tensor];
+          const uint64_t src_elem = dtype_size(t.file_dtype), dst_elem = dtype_size(t.dtype);
+          char* dst = static_cast<char*>(arena_) + t.offset + p.tensor_offset / src_elem * dst_elem;  // element-aligned
+          const char* src = buf + p.chunk_offset;
+          Status st = ok_status();
+          if (t.dtype == t.file_dtype) {
+            st = device_->copy_to_device(dst, src, p.length, lane);
+          } else if (host_memory) {
+            st = convert_on_host(src, t.file_dtype, dst, t.dtype, p.length / src_elem);
+          } else {
+            char* tmp = static_cast<char*>(scratch[k % 2]) + p.chunk_offset;
+            st = device_->copy_to_device(tmp, src, p.length, lane);
+            if (st) st = device_->convert(tmp, t.file_dtype, dst, t.dtype, p.length / src_elem, lane);
+          }
+          if (!st) return fail(st.error()), cleanup();
+        }
+      }
+      uint64_t now = done.fetch_add(chunk.length) + chunk.length;
+      if (ctx.progress) {
+        std::lock_guard<std::mutex> lock(mu);
+        ctx.progress(std::min(now, total), total);
+      }
+    }
+    cleanup();
+  };
+
+  std::vector<std::thread> threads;
+  for (int r = 1; r < readers; ++r) threads.emplace_back(worker, r);
+  worker(0);
+  for (auto& t : threads) t.join();
+  if (failure) {
+    drop_device();
+    return tl::unexpected(std::move(*failure));
+  }
+  return ok_status();
+}
+
+// ---- sources ------------------------------------------------------------------
+
+Expected<std::vector<WeightFile>> model_weight_files(std::string_view source) {
+  TP_ASSIGN_OR_RETURN(std::filesystem::path root, resolve_model_source(source));
+  std::error_code ec;
+  auto index_shards = [](const std::filesystem::path& index, const std::string& prefix) -> Expected<std::vector<WeightFile>> {
+    TP_ASSIGN_OR_RETURN(ShardedIndex idx, read_safetensors_index(index));
+    std::vector<WeightFile> out;
+    for (const auto& shard : idx.shards) out.push_back({shard, prefix});
+    return out;
+  };
+  if (std::filesystem::is_regular_file(root, ec)) {
+    std::string name = root.filename().string();
+    if (name.size() > 23 && name.ends_with(".safetensors.index.json")) return index_shards(root, "");
+    TP_TRY(check_weights_file_format(root));
+    return std::vector<WeightFile>{{root, ""}};
+  }
+  if (std::filesystem::exists(root / "model_index.json", ec)) {
+    TP_ASSIGN_OR_RETURN(DiffusersFolder folder, read_diffusers_folder(root));
+    std::vector<WeightFile> out;
+    for (const auto& c : folder.components)
+      for (const auto& f : c.weight_files) out.push_back({f, c.name + "/"});
+    if (out.empty()) return not_found(root.string() + ": the diffusers folder has no component weights");
+    return out;
+  }
+  std::vector<std::filesystem::path> plain, indexes, pickles;
+  for (const auto& entry : std::filesystem::directory_iterator(root, ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.ends_with(".safetensors.index.json")) indexes.push_back(entry.path());
+    else if (name.ends_with(".safetensors")) plain.push_back(entry.path());
+    else if (!check_weights_file_format(entry.path())) pickles.push_back(entry.path());
+  }
+  if (ec) return not_found(root.string() + ": cannot list the folder: " + ec.message());
+  if (indexes.size() == 1) return index_shards(indexes[0], "");
+  if (indexes.size() > 1) return invalid_argument(root.string() + ": more than one *.safetensors.index.json");
+  if (!plain.empty()) {
+    std::sort(plain.begin(), plain.end());
+    std::vector<WeightFile> out;
+    for (auto& p : plain) out.push_back({std::move(p), ""});
+    return out;
+  }
+  if (!pickles.empty()) return tl::unexpected(check_weights_file_format(pickles[0]).error());
+  return not_found(root.string() + ": no *.safetensors weights in the folder");
+}
+
+TensorWeightBackend::TensorWeightBackend(std::shared_ptr<Device> device, TransferOptions options)
+    : device_(std::move(device)),
+      options_(options),
+      pool_(std::make_shared<PinnedPool>(device_, options.chunk_bytes, static_cast<size_t>(2 * options.readers))) {}
+
+Expected<std::unique_ptr<ModelWeights>> TensorWeightBackend::open(const ModelConfig& config) {
+  auto files = model_weight_files(config.source);
+  if (!files) return make_error(files.error().code, "model '" + config.name + "': " + files.error().message);
+  auto weights = TensorWeights::open(std::move(*files), config.dtype, device_, pool_, options_);
+  if (!weights) return make_error(weights.error().code, "model '" + config.name + "': " + weights.error().message);
+  return std::unique_ptr<ModelWeights>(std::move(*weights));
+}
+
+}  // namespace v0
+}  // namespace tp

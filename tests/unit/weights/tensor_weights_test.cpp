@@ -1,0 +1,315 @@
+// The transfer engine on the CPU device: byte-exact round trips across tiers
+// and dtypes, conversion, sharding, diffusers prefixes, and faults.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstring>
+#include <random>
+
+#include "twistedpic/registry.h"
+#include "twistedpic/tensor_weights.h"
+#include "unit/weights/weights_test_util.h"
+
+namespace tp {
+namespace {
+
+using testing_util::ScratchDir;
+using testing_util::write_file;
+using ::testing::HasSubstr;
+
+struct Spec {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+};
+
+struct Written {
+  std::map<std::string, std::string> data;  // name -> bytes as in the file
+};
+
+int64_t numel(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (auto d : shape) n *= d;
+  return n;
+}
+
+// Writes a safetensors file with random contents; returns each tensor's bytes.
+Written write_safetensors(const std::filesystem::path& path, const std::vector<Spec>& specs, uint32_t seed = 1) {
+  std::mt19937 rng(seed);
+  Written w;
+  std::string header = "{", data;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const Spec& s = specs[i];
+    uint64_t bytes = static_cast<uint64_t>(numel(s.shape)) * dtype_size(s.dtype);
+    std::string t(bytes, '\0');
+    if (s.dtype == DType::kF32) {
+      for (uint64_t k = 0; k < bytes / 4; ++k) {
+        float f = std::uniform_real_distribution<float>(-4, 4)(rng);
+        std::memcpy(&t[k * 4], &f, 4);
+      }
+    } else if (s.dtype == DType::kF16) {
+      for (uint64_t k = 0; k < bytes / 2; ++k) {  // finite halves: exponent below 0x1f
+        uint16_t h = static_cast<uint16_t>(rng() & 0xfbff);
+        std::memcpy(&t[k * 2], &h, 2);
+      }
+    } else {
+      for (auto& c : t) c = static_cast<char>(rng());
+    }
+    std::string shape;
+    for (size_t d = 0; d < s.shape.size(); ++d) shape += (d ? "," : "") + std::to_string(s.shape[d]);
+    header += (i ? "," : "") + std::string("\"") + s.name + "\":{\"dtype\":\"" +
+              std::string(dtype_safetensors_name(s.dtype)) + "\",\"shape\":[" + shape + "],\"data_offsets\":[" +
+              std::to_string(data.size()) + "," + std::to_string(data.size() + bytes) + "]}";
+    data += t;
+    w.data[s.name] = t;
+  }
+  header += "}";
+  while (header.size() % 8) header += ' ';
+  write_file(path, testing_util::le64(header.size()) + header + data);
+  return w;
+}
+
+// A CPU device that claims not to be host memory, so the engine takes its
+// staging path (pinned buffers, double-buffered copies) as on a GPU.
+class StagingDevice final : public Device {
+ public:
+  explicit StagingDevice(uint64_t budget) : cpu_(budget) {}
+  std::string name() const override { return "staging-cpu"; }
+  bool is_host_memory() const override { return false; }
+  DeviceMonitor& monitor() override { return cpu_; }
+  Expected<void*> allocate(uint64_t b) override { return cpu_.allocate(b); }
+  void free(void* p, uint64_t b) override { cpu_.free(p, b); }
+  Expected<void*> allocate_pinned(uint64_t b) override { return cpu_.allocate_pinned(b); }
+  void free_pinned(void* p, uint64_t b) override { cpu_.free_pinned(p, b); }
+  int lanes() const override { return 3; }
+  Status copy_to_device(void* d, const void* s, uint64_t n, int l) override { return cpu_.copy_to_device(d, s, n, l); }
+  Status copy_to_host(void* d, const void* s, uint64_t n, int l) override { return cpu_.copy_to_host(d, s, n, l); }
+  Status convert(const void* s, DType f, void* d, DType t, uint64_t c, int l) override { return cpu_.convert(s, f, d, t, c, l); }
+  Status synchronize(int) override { return ok_status(); }
+  CpuDevice cpu_;
+};
+
+// The bytes of tensor `t` in the arena on the device.
+std::string arena_bytes(const TensorWeights& w, const WeightTensor& t) {
+  return std::string(static_cast<const char*>(w.device_data()) + t.offset, t.bytes);
+}
+
+const std::vector<Spec> kMixed = {{"a.f32", DType::kF32, {3, 5, 7}},     {"b.f16", DType::kF16, {129}},
+                                  {"c.bf16", DType::kBF16, {64, 33}},    {"d.fp8", DType::kF8E4M3, {1000}},
+                                  {"e.i64", DType::kI64, {17}},          {"f.u8", DType::kU8, {1}},
+                                  {"g.scalar", DType::kF32, {}},         {"h.empty", DType::kF16, {0, 4}}};
+
+class TensorWeightsTest : public ::testing::TestWithParam<bool /*staging*/> {
+ protected:
+  std::shared_ptr<Device> make_device(uint64_t budget = 1ull << 30) {
+    if (GetParam()) return std::make_shared<StagingDevice>(budget);
+    return std::make_shared<CpuDevice>(budget);
+  }
+  uint64_t device_allocated(const std::shared_ptr<Device>& d) {
+    return d->monitor().query()->process_bytes;
+  }
+};
+
+TEST_P(TensorWeightsTest, RoundTripsAcrossTiersPreserveBytes) {
+  ScratchDir dir;
+  Written w = write_safetensors(dir / "m.safetensors", kMixed);
+  auto device = make_device();
+  for (uint64_t chunk : {64ull, 4096ull, 16ull << 20}) {
+    TransferOptions o;
+    o.chunk_bytes = chunk;
+    o.readers = 3;
+    auto pool = std::make_shared<PinnedPool>(device, chunk, 6);
+    auto weights = TensorWeights::open({{dir / "m.safetensors", ""}}, std::nullopt, device, pool, o).value();
+    ASSERT_EQ(weights->tensors().size(), kMixed.size());
+    ASSERT_TRUE(weights->load_to_device({}));
+    EXPECT_EQ(device_allocated(device), weights->device_bytes());
+    for (const auto& t : weights->tensors()) {
+      EXPECT_EQ(t.offset % 256, 0u);
+      EXPECT_EQ(arena_bytes(*weights, t), w.data[t.name]) << t.name << " chunk " << chunk;
+    }
+    ASSERT_TRUE(weights->offload_to_host({}));
+    EXPECT_FALSE(weights->on_device());
+    EXPECT_EQ(device_allocated(device), 0u);
+    EXPECT_EQ(weights->host_bytes(), weights->device_bytes());
+    ASSERT_TRUE(weights->load_to_device({}));  // from the host tier
+    for (const auto& t : weights->tensors()) EXPECT_EQ(arena_bytes(*weights, t), w.data[t.name]);
+    weights->drop_host();
+    weights->drop_device();
+    ASSERT_TRUE(weights->load_to_device({}));  // from disk again
+    for (const auto& t : weights->tensors()) EXPECT_EQ(arena_bytes(*weights, t), w.data[t.name]);
+    const WeightTensor* a = weights->find("a.f32");
+    ASSERT_NE(a, nullptr);
+    EXPECT_EQ(a->shape, (std::vector<int64_t>{3, 5, 7}));
+    EXPECT_EQ(a->dtype, DType::kF32);
+  }
+  EXPECT_EQ(device_allocated(device), 0u);  // every weights object freed its arena
+}
+
+TEST_P(TensorWeightsTest, ConvertsFloatingTensorsToTheConfiguredDtype) {
+  ScratchDir dir;
+  Written w = write_safetensors(dir / "m.safetensors", kMixed);
+  auto device = make_device();
+  TransferOptions o;
+  o.chunk_bytes = 256;  // pieces of one tensor across chunks
+  auto pool = std::make_shared<PinnedPool>(device, o.chunk_bytes, 8);
+  auto weights = TensorWeights::open({{dir / "m.safetensors", ""}}, DType::kBF16, device, pool, o).value();
+  ASSERT_TRUE(weights->load_to_device({}));
+  for (const auto& t : weights->tensors()) {
+    bool floating = t.file_dtype == DType::kF32 || t.file_dtype == DType::kF16 || t.file_dtype == DType::kBF16;
+    EXPECT_EQ(t.dtype, floating ? DType::kBF16 : t.file_dtype) << t.name;
+    const std::string& src = w.data[t.name];
+    std::string expected(t.bytes, '\0');
+    ASSERT_TRUE(convert_on_host(src.data(), t.file_dtype, expected.data(), t.dtype, src.size() / dtype_size(t.file_dtype)));
+    EXPECT_EQ(arena_bytes(*weights, t), expected) << t.name;
+  }
+  EXPECT_EQ(weights->find("a.f32")->bytes, 3u * 5 * 7 * 2);
+}
+
+TEST_P(TensorWeightsTest, PinnedStagingBuffersAreReused) {
+  if (!GetParam()) GTEST_SKIP() << "the CPU device reads straight into the arena";
+  ScratchDir dir;
+  write_safetensors(dir / "m.safetensors", {{"x", DType::kF32, {4096}}});
+  auto device = make_device();
+  TransferOptions o;
+  o.chunk_bytes = 1024;
+  o.readers = 2;
+  auto pool = std::make_shared<PinnedPool>(device, o.chunk_bytes, 4);
+  auto weights = TensorWeights::open({{dir / "m.safetensors", ""}}, std::nullopt, device, pool, o).value();
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(weights->load_to_device({}));
+    weights->drop_device();
+  }
+  // 5 loads x 2 readers x 2 buffers would be 20 allocations without the pool.
+  EXPECT_GE(pool->allocations(), 2u);
+  EXPECT_LE(pool->allocations(), 4u);
+  EXPECT_EQ(pool->cached(), pool->allocations());
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, TensorWeightsTest, ::testing::Bool(),
+                         [](const auto& i) { return i.param ? "staging" : "direct"; });
+
+TEST(TensorWeightsFaultTest, TruncatedFileIsDataLossAndFreesEverything) {
+  ScratchDir dir;
+  write_safetensors(dir / "m.safetensors", {{"x", DType::kF32, {1 << 16}}});
+  auto device = std::make_shared<CpuDevice>(1ull << 30);
+  auto pool = std::make_shared<PinnedPool>(device, 4096, 4);
+  TransferOptions o;
+  o.chunk_bytes = 4096;
+  auto weights = TensorWeights::open({{dir / "m.safetensors", ""}}, std::nullopt, device, pool, o).value();
+  std::filesystem::resize_file(dir / "m.safetensors", std::filesystem::file_size(dir / "m.safetensors") - 1000);
+  auto st = weights->load_to_device({});
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::kDataLoss) << st.error().message;
+  EXPECT_THAT(st.error().message, HasSubstr("m.safetensors"));
+  EXPECT_FALSE(weights->on_device());
+  EXPECT_EQ(device->allocated_bytes(), 0u);
+}
+
+TEST(TensorWeightsFaultTest, AllocationFailuresAndCancellation) {
+  ScratchDir dir;
+  write_safetensors(dir / "m.safetensors", {{"x", DType::kF32, {1 << 16}}, {"y", DType::kF16, {1 << 12}}});
+  auto device = std::make_shared<CpuDevice>(1ull << 30);
+  auto pool = std::make_shared<PinnedPool>(device, 4096, 4);
+  TransferOptions o;
+  o.chunk_bytes = 4096;
+  auto weights = TensorWeights::open({{dir / "m.safetensors", ""}}, std::nullopt, device, pool, o).value();
+  device->fail_next_allocations(1);
+  auto st = weights->load_to_device({});
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::kResourceExhausted);
+  ASSERT_TRUE(weights->load_to_device({}));
+  device->fail_next_pinned_allocations(1);
+  st = weights->offload_to_host({});
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::kResourceExhausted);
+  EXPECT_TRUE(weights->on_device());  // the device copy survives a failed offload
+  EXPECT_EQ(device->pinned_bytes(), 0u);
+  weights->drop_device();
+
+  std::atomic<bool> cancel{false};
+  TransferContext ctx;
+  ctx.cancel = &cancel;
+  ctx.progress = [&](uint64_t, uint64_t) { cancel = true; };  // cancel after the first chunk
+  st = weights->load_to_device(ctx);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::kCancelled);
+  EXPECT_EQ(device->allocated_bytes(), 0u);
+  ASSERT_TRUE(weights->load_to_device({}));  // the next request works
+}
+
+TEST(TensorWeightsSourceTest, ShardedIndexAndDiffusersFolders) {
+  ScratchDir dir;
+  Written a = write_safetensors(dir / "sharded/model-00001-of-00002.safetensors", {{"w1", DType::kF32, {8}}}, 1);
+  Written b = write_safetensors(dir / "sharded/model-00002-of-00002.safetensors", {{"w2", DType::kF16, {8}}}, 2);
+  write_file(dir / "sharded/model.safetensors.index.json",
+             R"({"metadata": {}, "weight_map": {"w1": "model-00001-of-00002.safetensors", "w2": "model-00002-of-00002.safetensors"}})");
+  auto files = model_weight_files((dir / "sharded").string());
+  ASSERT_TRUE(files) << files.error().to_string();
+  ASSERT_EQ(files->size(), 2u);
+  auto device = std::make_shared<CpuDevice>(1ull << 30);
+  auto pool = std::make_shared<PinnedPool>(device, 16ull << 20, 4);
+  auto w = TensorWeights::open(*files, std::nullopt, device, pool).value();
+  ASSERT_TRUE(w->load_to_device({}));
+  EXPECT_EQ(arena_bytes(*w, *w->find("w1")), a.data["w1"]);
+  EXPECT_EQ(arena_bytes(*w, *w->find("w2")), b.data["w2"]);
+
+  // A diffusers folder: tensors are named component/tensor, so equal names in two components coexist.
+  write_file(dir / "pipe/model_index.json",
+             R"({"_class_name": "StableDiffusion3Pipeline", "vae": ["diffusers", "AutoencoderKL"],
+                 "text_encoder": ["transformers", "CLIPTextModelWithProjection"], "tokenizer": [null, null]})");
+  write_file(dir / "pipe/vae/config.json", "{}");
+  write_file(dir / "pipe/text_encoder/config.json", "{}");
+  write_safetensors(dir / "pipe/vae/diffusion_pytorch_model.safetensors", {{"weight", DType::kF32, {4}}});
+  write_safetensors(dir / "pipe/text_encoder/model.safetensors", {{"weight", DType::kF32, {2}}});
+  auto pipe = model_weight_files((dir / "pipe").string());
+  ASSERT_TRUE(pipe) << pipe.error().to_string();
+  auto pw = TensorWeights::open(*pipe, DType::kF16, device, pool).value();
+  EXPECT_NE(pw->find("vae/weight"), nullptr);
+  EXPECT_NE(pw->find("text_encoder/weight"), nullptr);
+  EXPECT_EQ(pw->find("vae/weight")->dtype, DType::kF16);
+
+  // Pickles are refused, and an empty folder is not found.
+  write_file(dir / "pickled/model.ckpt", std::string("\x80\x02", 2) + "junk");
+  auto pickled = model_weight_files((dir / "pickled").string());
+  ASSERT_FALSE(pickled);
+  EXPECT_THAT(pickled.error().message, HasSubstr("pickle"));
+  std::filesystem::create_directories(dir / "empty");
+  EXPECT_EQ(model_weight_files((dir / "empty").string()).error().code, ErrorCode::kNotFound);
+}
+
+TEST(TensorWeightsRegistryTest, RegistryMovesRealWeightsAndMeasuresReturnedBytes) {
+  ScratchDir dir;
+  Written w = write_safetensors(dir / "m/model.safetensors", {{"x", DType::kF32, {1 << 18}}});
+  auto device = std::make_shared<CpuDevice>(64ull << 20);
+  RegistryConfig c;
+  ModelConfig m;
+  m.name = "m";
+  m.source = (dir / "m").string();
+  m.dtype = DType::kF32;
+  c.models = {m};
+  c.policy.unload_after = Tier::kHost;
+  c.host_budget_bytes = 64ull << 20;
+  RegistryOptions o;
+  o.backend = std::make_shared<TensorWeightBackend>(device);
+  o.monitor = std::shared_ptr<DeviceMonitor>(device, device.get());
+  o.background_thread = false;
+  auto registry = ModelRegistry::create(c, o).value();
+  std::vector<ResidencyEvent> events;
+  registry->subscribe([&](const ResidencyEvent& e) { events.push_back(e); });
+  for (int i = 0; i < 2; ++i) {
+    auto lease = registry->acquire("m").value();
+    auto& tw = dynamic_cast<TensorWeights&>(lease.weights());
+    EXPECT_EQ(arena_bytes(tw, *tw.find("x")), w.data["x"]);
+  }
+  ASSERT_EQ(events.size(), 4u);
+  EXPECT_EQ(events[1].to, Tier::kHost);
+  EXPECT_EQ(events[1].bytes_returned, static_cast<int64_t>(1 << 20));  // the arena went back, all of it
+  EXPECT_EQ(events[2].from, Tier::kHost);                              // the reload came from the host tier
+  EXPECT_EQ(device->allocated_bytes(), 0u);
+  auto bad = registry->plan("m");
+  ASSERT_TRUE(bad);
+}
+
+}  // namespace
+}  // namespace tp
