@@ -159,9 +159,15 @@ TP_API tp_code tp_set_log_callback(tp_log_fn fn, void* user_data, int32_t min_le
 
 /** "device" | "host" | "disk"; "?" otherwise. Static. @threadsafety safe. */
 TP_API const char* tp_tier_name(int32_t tier);
-/** "unloaded" | "loading" | "resident" | "offloaded" | "unloading" | "failed"; "?" otherwise. Static. */
+/**
+ * "unloaded" | "loading" | "resident" | "offloaded" | "unloading" | "failed"; "?" otherwise.
+ * Static. @threadsafety safe.
+ */
 TP_API const char* tp_state_name(int32_t state);
-/** "lazy" | "eager" | "ttl" | "lru" | "pressure" | "explicit" | "unload-after"; "?" otherwise. Static. */
+/**
+ * "lazy" | "eager" | "ttl" | "lru" | "pressure" | "explicit" | "unload-after"; "?" otherwise.
+ * Static. @threadsafety safe.
+ */
 TP_API const char* tp_reason_name(int32_t reason);
 
 /* ------------------------------------------------------------------------ */
@@ -215,14 +221,18 @@ typedef struct tp_memory_policy_vtable {
 /** Options for creating a registry. @threadsafety external. */
 typedef struct tp_registry_options tp_registry_options;
 
-/** @param[out] out receives new options, owned by the caller (tp_registry_options_destroy). */
+/** @param[out] out receives new options, owned by the caller (tp_registry_options_destroy). @threadsafety safe. */
 TP_API tp_code tp_registry_options_create(tp_registry_options** out, tp_error** out_err);
-/** NULL-safe. Destroys policies added but never handed to a registry (their destroy is called). */
+/**
+ * NULL-safe. Destroys policies added but never handed to a registry (their destroy is called).
+ * @threadsafety external: not concurrently with other uses of opts.
+ */
 TP_API void tp_registry_options_destroy(tp_registry_options* opts);
 
 /**
  * Replaces the config's policy with a named preset: "max_gpu_availability",
  * "balanced" or "max_speed". TP_INVALID_ARGUMENT for another name.
+ * @threadsafety external: one thread at a time per options object.
  */
 TP_API tp_code tp_registry_options_set_preset(tp_registry_options* opts, const char* preset, tp_error** out_err);
 
@@ -231,11 +241,16 @@ TP_API tp_code tp_registry_options_set_preset(tp_registry_options* opts, const c
  * config must give "size_bytes"), for tests and demos. Without it the
  * registry loads real safetensors weights onto the CUDA device, or onto the
  * CPU device (host memory, half the RAM) where no GPU is usable.
+ * @threadsafety external: one thread at a time per options object.
  */
 TP_API tp_code tp_registry_options_use_simulated_device(tp_registry_options* opts, uint64_t total_bytes,
                                                         tp_error** out_err);
 
-/** Runs idle timeouts and pressure checks on a background thread (1, the default) or only in tp_registry_tick() (0). */
+/**
+ * Runs idle timeouts and pressure checks on a background thread (1, the
+ * default) or only in tp_registry_tick() (0).
+ * @threadsafety external: one thread at a time per options object.
+ */
 TP_API tp_code tp_registry_options_set_background_thread(tp_registry_options* opts, int32_t enabled,
                                                          tp_error** out_err);
 
@@ -245,6 +260,7 @@ TP_API tp_code tp_registry_options_set_background_thread(tp_registry_options* op
  * created from these options, which calls vtable->destroy(user_data) exactly
  * once (or the options do, if no registry is created from them). On failure
  * nothing is taken: destroy is not called and user_data stays the caller's.
+ * @threadsafety external: one thread at a time per options object.
  */
 TP_API tp_code tp_registry_options_add_policy(tp_registry_options* opts, const tp_memory_policy_vtable* vtable,
                                               void* user_data, tp_error** out_err);
@@ -269,11 +285,15 @@ typedef struct tp_registry tp_registry;
  *   move to the registry (a second create from the same options has none).
  * @return TP_NOT_FOUND for a missing file; TP_INVALID_ARGUMENT for a bad config,
  *   whose message names the file, the field and the problem.
+ * @threadsafety safe (opts: external).
  */
 TP_API tp_code tp_registry_create_from_file(tp_registry** out, const char* config_path,
                                             tp_registry_options* opts, tp_error** out_err);
 
-/** As tp_registry_create_from_file(), from a JSON string (named "<string>" in errors). */
+/**
+ * As tp_registry_create_from_file(), from a JSON string (named "<string>" in errors).
+ * @threadsafety safe (opts: external).
+ */
 TP_API tp_code tp_registry_create_from_string(tp_registry** out, const char* config_json,
                                               tp_registry_options* opts, tp_error** out_err);
 
@@ -281,6 +301,7 @@ TP_API tp_code tp_registry_create_from_string(tp_registry** out, const char* con
  * Destroys a registry. NULL-safe. Safe while leases are live: the registry
  * stops taking requests, and its models are freed when the last lease is
  * released. Must not run concurrently with other calls on the same registry.
+ * @threadsafety external: must not overlap other calls on reg.
  */
 TP_API void tp_registry_destroy(tp_registry* reg);
 
@@ -314,32 +335,35 @@ typedef struct tp_model_list tp_model_list;
 /**
  * @param[out] out a snapshot owned by the caller (tp_model_list_free). Rows are
  *   in the config's order (a JSON config's models are read in name order).
+ * @threadsafety safe.
  */
 TP_API tp_code tp_registry_list(tp_model_list** out, const tp_registry* reg, tp_error** out_err);
-/** Number of rows; 0 for NULL. */
+/** Number of rows; 0 for NULL. @threadsafety safe. */
 TP_API uint32_t tp_model_list_count(const tp_model_list* list);
 /**
  * Fills out (whose struct_size the caller sets) with row `index`. Writes only
  * the fields that fit in out->struct_size. Strings stay valid until
  * tp_model_list_free(list). TP_INVALID_ARGUMENT for a bad index or a
  * struct_size below v0.1's.
+ * @threadsafety safe.
  */
 TP_API tp_code tp_model_list_get(tp_model_info* out, const tp_model_list* list, uint32_t index, tp_error** out_err);
-/** NULL-safe. */
+/** NULL-safe. @threadsafety external: not concurrently with other uses of list. */
 TP_API void tp_model_list_free(tp_model_list* list);
 
-/** Loads `model` without taking a lease. */
+/** Loads `model` without taking a lease. @threadsafety safe. */
 TP_API tp_code tp_registry_preload(tp_registry* reg, const char* model, tp_error** out_err);
 /**
  * Moves `model` off the device to `tier` (TP_TIER_HOST keeps a pinned copy,
  * TP_TIER_DISK drops all). TP_FAILED_PRECONDITION while leased.
  * @param[out] out_bytes_returned nullable: device bytes measured as returned to the driver.
+ * @threadsafety safe.
  */
 TP_API tp_code tp_registry_unload(int64_t* out_bytes_returned, tp_registry* reg, const char* model, int32_t tier,
                                   tp_error** out_err);
-/** Unloads every unleased model; TP_FAILED_PRECONDITION naming those still leased. */
+/** Unloads every unleased model; TP_FAILED_PRECONDITION naming those still leased. @threadsafety safe. */
 TP_API tp_code tp_registry_unload_all(tp_registry* reg, int32_t tier, tp_error** out_err);
-/** Applies idle timeouts, pressure and LRU limits now. */
+/** Applies idle timeouts, pressure and LRU limits now. @threadsafety safe. */
 TP_API tp_code tp_registry_tick(tp_registry* reg, tp_error** out_err);
 
 /** Registry statistics. */
@@ -365,7 +389,7 @@ typedef struct tp_stats {
   double reload_ms_p95;
 } tp_stats; /* end of v0.1 */
 
-/** Fills out (whose struct_size the caller sets; only that prefix is written). */
+/** Fills out (whose struct_size the caller sets; only that prefix is written). @threadsafety safe. */
 TP_API tp_code tp_registry_stats(tp_stats* out, const tp_registry* reg, tp_error** out_err);
 
 /** One residency transition, borrowed for the duration of the callback. */
@@ -393,6 +417,7 @@ typedef void (*tp_event_fn)(const tp_event* ev, void* user_data);
  * Subscribes `fn`. @param[out] out_id nullable: an id for tp_registry_unsubscribe().
  * `user_data` must stay valid until tp_registry_unsubscribe() or
  * tp_registry_destroy() returns; after either, `fn` is never called again.
+ * @threadsafety safe.
  */
 TP_API tp_code tp_registry_subscribe(int32_t* out_id, tp_registry* reg, tp_event_fn fn, void* user_data,
                                      tp_error** out_err);
@@ -400,6 +425,7 @@ TP_API tp_code tp_registry_subscribe(int32_t* out_id, tp_registry* reg, tp_event
  * After it returns, the subscription's `fn` is never called again: it waits for
  * a delivery in flight on another thread. May be called from inside `fn`.
  * TP_NOT_FOUND for an unknown id.
+ * @threadsafety safe.
  */
 TP_API tp_code tp_registry_unsubscribe(tp_registry* reg, int32_t id, tp_error** out_err);
 
@@ -423,11 +449,14 @@ typedef struct tp_model tp_model;
  * @threadsafety safe.
  */
 TP_API tp_code tp_model_acquire(tp_model** out, tp_registry* reg, const char* model, tp_error** out_err);
-/** Releases a lease. NULL-safe. The memory policies apply now. */
+/**
+ * Releases a lease. NULL-safe. The memory policies apply now.
+ * @threadsafety external: exactly once per lease, not concurrently with other uses of it.
+ */
 TP_API void tp_model_release(tp_model* lease);
-/** The leased model's name, borrowed until tp_model_release(). "" for NULL. */
+/** The leased model's name, borrowed until tp_model_release(). "" for NULL. @threadsafety safe. */
 TP_API const char* tp_model_name(const tp_model* lease);
-/** Device bytes the leased model holds; 0 for NULL. */
+/** Device bytes the leased model holds; 0 for NULL. @threadsafety safe. */
 TP_API uint64_t tp_model_device_bytes(const tp_model* lease);
 
 #ifdef __cplusplus
