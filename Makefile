@@ -29,7 +29,7 @@ endif
 
 CMAKE_COMMON := -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
 
-.PHONY: setup configure build test test-tsan test-asan demo bench gpu-check fuzz clean
+.PHONY: setup configure build test test-tsan test-asan demo bench gpu-check fuzz package-conan clean
 
 setup:
 	@$(SETUP_ENV) bash scripts/setup.sh
@@ -90,6 +90,10 @@ fuzz:
 	mkdir -p $(BUILD_FUZZ)/corpus/safetensors_header
 	./$(BUILD_FUZZ)/fuzz/safetensors_header_fuzz -dict=fuzz/safetensors_header.dict -max_total_time=$(FUZZ_TIME) \
 	  -artifact_prefix=$(BUILD_FUZZ)/ $(BUILD_FUZZ)/corpus/safetensors_header fuzz/corpus/safetensors_header
+
+# Conan 2: conan create against this machine's packages (a full rebuild, ~2.5 min).
+package-conan: setup
+	bash packaging/conan/create.sh
 
 clean:
 	rm -rf $(BUILD) $(BUILD_TSAN) $(BUILD_ASAN)
