@@ -212,6 +212,10 @@ Status read_model(const Reader& r, const std::string& name, ModelConfig& m) {
 
 }  // namespace
 
+namespace {
+Expected<RegistryConfig> parse_document(const nlohmann::json& doc, std::string_view origin);
+}  // namespace
+
 const ModelConfig* RegistryConfig::find(std::string_view name) const {
   for (const auto& m : models)
     if (m.name == name) return &m;
@@ -273,7 +277,19 @@ Expected<RegistryConfig> parse_registry_config(std::string_view json_text, std::
     doc = json::parse(json_text.begin(), json_text.end());
   } catch (const json::parse_error& e) {
     return invalid_argument(std::string(origin) + ": invalid JSON at byte " + std::to_string(e.byte) + ": " + e.what());
+  } catch (const json::exception& e) {  // e.g. out_of_range: a number beyond a double ("1e999")
+    return invalid_argument(std::string(origin) + ": invalid JSON: " + e.what());
   }
+  try {
+    return parse_document(doc, origin);
+  } catch (const json::exception& e) {  // the readers check types first; this is a last line
+    return invalid_argument(std::string(origin) + ": " + e.what());
+  }
+}
+
+namespace {
+
+Expected<RegistryConfig> parse_document(const json& doc, std::string_view origin) {
   if (!doc.is_object()) return invalid_argument(std::string(origin) + ": the config must be a JSON object");
   Reader root(origin, "", doc);
   TP_TRY(root.reject_unknown({"preset", "models", "policy", "host_budget_bytes", "device_budget_bytes",
@@ -311,6 +327,8 @@ Expected<RegistryConfig> parse_registry_config(std::string_view json_text, std::
   return config;
 }
 
+}  // namespace
+
 Expected<RegistryConfig> load_registry_config(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) return not_found(file.string() + ": cannot open the config file");
@@ -321,6 +339,10 @@ Expected<RegistryConfig> load_registry_config(const std::filesystem::path& file)
 }
 
 Status validate_registry_config(const RegistryConfig& config) {
+  // Durations are added to steady-clock time points: keep them far from overflow.
+  constexpr double kMaxSeconds = 10.0 * 365 * 24 * 3600;
+  const auto too_long = [&](double seconds) { return seconds > kMaxSeconds; };
+  const std::string limit = " must be at most " + std::to_string(static_cast<int64_t>(kMaxSeconds)) + " s (10 years)";
   if (config.models.empty()) return invalid_argument("models: declare at least one model");
   std::set<std::string, std::less<>> names;
   for (const auto& m : config.models) {
@@ -330,7 +352,13 @@ Status validate_registry_config(const RegistryConfig& config) {
     if (m.source.empty()) return invalid_argument(where + ": empty source");
     if (m.pipeline_type.empty()) return invalid_argument(where + ".pipeline_type: must not be empty");
     if (m.policy.idle_unload_to == Tier::kDevice) return invalid_argument(where + ".policy.idle_unload_to: must be host or disk");
+    if (m.policy.idle_timeout_s && too_long(*m.policy.idle_timeout_s))
+      return invalid_argument(where + ".policy.idle_timeout_s:" + limit);
   }
+  if (too_long(config.policy.idle_timeout_s)) return invalid_argument("policy.idle_timeout_s:" + limit);
+  if (config.admission_timeout.count() < 0 || too_long(config.admission_timeout.count() / 1000.0))
+    return invalid_argument("admission_timeout_ms: must be between 0 and 10 years");
+  if (too_long(config.monitor_interval.count() / 1000.0)) return invalid_argument("monitor_interval_ms:" + limit);
   if (config.policy.idle_unload_to == Tier::kDevice) return invalid_argument("policy.idle_unload_to: must be host or disk");
   if (config.monitor_interval.count() <= 0) return invalid_argument("monitor_interval_ms: must be positive");
   return ok_status();

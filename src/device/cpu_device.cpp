@@ -1,6 +1,7 @@
 #include <sys/mman.h>
 
 #include <bit>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -43,8 +44,30 @@ float bf16_to_f32(uint16_t h) {
   return f;
 }
 
-float f16_to_f32(uint16_t h) { return static_cast<float>(std::bit_cast<_Float16>(h)); }
-uint16_t f32_to_f16(float f) { return std::bit_cast<uint16_t>(static_cast<_Float16>(f)); }
+// IEEE half precision by bits (no _Float16: clang 14 lacks it on x86-64).
+float f16_to_f32(uint16_t h) {
+  uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+  if (exp == 0) {  // zero or subnormal: mant * 2^-24
+    float f = std::ldexp(static_cast<float>(mant), -24);
+    return sign ? -f : f;
+  }
+  uint32_t bits = exp == 31 ? sign | 0x7f800000 | (mant << 13) : sign | ((exp + 112) << 23) | (mant << 13);
+  return std::bit_cast<float>(bits);
+}
+
+uint16_t f32_to_f16(float f) {  // round to nearest even
+  uint32_t x = std::bit_cast<uint32_t>(f);
+  const auto sign = static_cast<uint16_t>((x >> 16) & 0x8000);
+  x &= 0x7fffffff;
+  if (x >= 0x7f800000) return sign | (x > 0x7f800000 ? 0x7e00 : 0x7c00);  // NaN, infinity
+  if (x >= 0x477ff000) return sign | 0x7c00;                               // rounds past 65504
+  if (x < 0x38800000)  // below 2^-14: a subnormal half; scaling by 2^24 is exact
+    return sign | static_cast<uint16_t>(std::nearbyint(std::bit_cast<float>(x) * 16777216.0f));
+  uint32_t h = (((x >> 23) - 112) << 10) | ((x >> 13) & 0x3ff);
+  uint32_t rest = x & 0x1fff;
+  if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) ++h;
+  return sign | static_cast<uint16_t>(h);
+}
 
 float load(const void* src, DType t, uint64_t i) {
   switch (t) {

@@ -136,7 +136,16 @@ INSTANTIATE_TEST_SUITE_P(
                   "admission_timeout_ms: expected a non-negative integer"},
         BadConfig{R"({"models": {"a": {"model_id": "x"}}, "monitor_interval_ms": 0})",
                   "monitor_interval_ms: must be positive"},
-        BadConfig{R"({"models": {"a": {"model_id": "x"}}, "gpu": true})", "gpu: unknown field"}),
+        BadConfig{R"({"models": {"a": {"model_id": "x"}}, "gpu": true})", "gpu: unknown field"},
+        BadConfig{R"({"models": {"a": {"model_id": "x", "priority": 1e999}}})", "invalid JSON"},
+        BadConfig{R"({"models": {"a": {"model_id": "x"}}, "policy": {"idle_timeout_s": 1e300}})",
+                  "policy.idle_timeout_s: must be at most 315360000 s (10 years)"},
+        BadConfig{R"({"models": {"a": {"model_id": "x", "policy": {"idle_timeout_s": 1e12}}}})",
+                  "models.a.policy.idle_timeout_s: must be at most"},
+        BadConfig{R"({"models": {"a": {"model_id": "x"}}, "admission_timeout_ms": 9223372036854775807})",
+                  "admission_timeout_ms: must be between 0 and 10 years"},
+        BadConfig{R"({"models": {"a": {"model_id": "x"}}, "monitor_interval_ms": 9000000000000})",
+                  "monitor_interval_ms: must be at most"}),
     [](const ::testing::TestParamInfo<BadConfig>& i) { return "case" + std::to_string(i.index); });
 
 TEST(ConfigTest, ByteSizes) {
