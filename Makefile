@@ -79,17 +79,11 @@ demo: build
 	./$(BUILD)/examples/tp_c_version
 	./$(BUILD)/examples/registry_demo examples/configs/demo.json
 
-# libFuzzer on the torch-free core (clang, ASan + UBSan), FUZZ_TIME seconds per target.
-# New inputs go to $(BUILD_FUZZ)/corpus; the committed seeds in fuzz/corpus stay as they are.
-BUILD_FUZZ ?= build-fuzz
+# libFuzzer on the torch-free core and the C ABI (clang, ASan + UBSan), FUZZ_TIME seconds per
+# target over the committed seeds in fuzz/corpus; prints each target's execution count.
 FUZZ_TIME ?= 60
-fuzz:
-	@[ -f $(BUILD_FUZZ)/build.ninja ] || CC=clang CXX=clang++ cmake -S . -B $(BUILD_FUZZ) $(CMAKE_COMMON) \
-	  -DTP_WITH_TORCH=OFF -DTP_BUILD_TESTS=OFF -DTP_BUILD_EXAMPLES=OFF -DTP_BUILD_FUZZERS=ON
-	cmake --build $(BUILD_FUZZ) -j $(JOBS)
-	mkdir -p $(BUILD_FUZZ)/corpus/safetensors_header
-	./$(BUILD_FUZZ)/fuzz/safetensors_header_fuzz -dict=fuzz/safetensors_header.dict -max_total_time=$(FUZZ_TIME) \
-	  -artifact_prefix=$(BUILD_FUZZ)/ $(BUILD_FUZZ)/corpus/safetensors_header fuzz/corpus/safetensors_header
+fuzz: setup
+	bash fuzz/run.sh $(FUZZ_TIME)
 
 # Conan 2: conan create against this machine's packages (a full rebuild, ~2.5 min).
 package-conan: setup

@@ -65,6 +65,8 @@ class Reader {
     const json* v = get(field);
     if (!v) return ok_status();
     if (!v->is_number_integer()) return error(field, "expected an integer, got " + v->dump());
+    if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int>::max()))
+      return error(field, "integer " + v->dump() + " is out of range");
     auto x = v->get<int64_t>();
     if (x < std::numeric_limits<int>::min() || x > std::numeric_limits<int>::max())
       return error(field, "integer " + v->dump() + " is out of range");

@@ -298,7 +298,13 @@ struct ModelLease::Core {
     bool clean = clean_pending && config.policy.clean_caches && options.clean_caches;
     clean_pending = false;
     lk.unlock();
-    if (clean) options.clean_caches();
+    if (clean) {
+      try {
+        options.clean_caches();
+      } catch (...) {
+        TP_LOG(kError, "registry", "the clean-up step threw; the exception was dropped");
+      }
+    }
     std::vector<std::pair<int, std::shared_ptr<EventCallback>>> subs;
     {
       std::lock_guard<std::mutex> g(subscribers_mu);
@@ -456,7 +462,8 @@ struct ModelLease::Core {
       if (may_wait && std::chrono::steady_clock::now() < deadline) {
         if (!waited) ++stats.admission_waits;
         waited = true;
-        cv.wait_until(lk, deadline);
+        // In slices, so that a cancel (which does not notify cv) is seen promptly.
+        cv.wait_until(lk, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(10)));
         continue;
       }
       ++stats.admission_failures;

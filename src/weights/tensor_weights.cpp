@@ -365,7 +365,7 @@ Expected<std::vector<WeightFile>> model_weight_files(std::string_view source) {
     std::string name = entry.path().filename().string();
     if (name.ends_with(".safetensors.index.json")) indexes.push_back(entry.path());
     else if (name.ends_with(".safetensors")) plain.push_back(entry.path());
-    else if (!check_weights_file_format(entry.path())) pickles.push_back(entry.path());
+    else if (entry.is_regular_file(ec) && !check_weights_file_format(entry.path())) pickles.push_back(entry.path());
   }
   if (ec) return not_found(root.string() + ": cannot list the folder: " + ec.message());
   if (indexes.size() == 1) return index_shards(indexes[0], "");
