@@ -11,7 +11,7 @@ venv=${TP_VENV:-$HOME/.cache/twistedpic/venv}
 
 # --- Debian packages ------------------------------------------------------
 apt_pkgs=(cmake ninja-build g++ clang pkg-config ccache libexpected-dev libspdlog-dev nlohmann-json3-dev
-          libgtest-dev libgmock-dev libbenchmark-dev binutils python3-venv golang-go)
+          libgtest-dev libgmock-dev libbenchmark-dev binutils python3-venv golang-go libclang-rt-14-dev)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
