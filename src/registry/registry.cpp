@@ -123,6 +123,7 @@ struct ModelLease::Core {
   std::vector<std::unique_ptr<Entry>> entries;
   std::map<std::string, Entry*, std::less<>> by_name;
   uint64_t reserved_bytes = 0;  // admitted loads in flight
+  uint64_t host_inflight = 0;   // host copies being made by evictions in flight
   RegistryStats stats;
   std::vector<ResidencyEvent> pending;  // emitted by flush()
   bool clean_pending = false;
@@ -341,7 +342,7 @@ struct ModelLease::Core {
   // Drops host copies, least recently used first, until `bytes` more fit in
   // the host budget. Never touches `keep` or entries in transition.
   bool make_host_room(uint64_t bytes, const Entry* keep) {
-    uint64_t held = host_bytes_held();
+    uint64_t held = host_bytes_held() + host_inflight;  // copies being made count already
     if (held + bytes <= host_budget) return true;
     std::vector<Entry*> copies;
     for (auto& e : entries)
@@ -371,6 +372,8 @@ struct ModelLease::Core {
     if (to == Tier::kHost && !make_host_room(e.host_bytes ? 0 : e.device_bytes, &e)) to = Tier::kDisk;
     e.state = ModelState::kUnloading;
     uint64_t bytes = e.device_bytes;
+    const uint64_t host_reserved = to == Tier::kHost && e.host_bytes == 0 ? bytes : 0;
+    host_inflight += host_reserved;
     uint64_t free_before = device_info().free_bytes;
     TimePoint t0 = options.clock->now();
     bool had_host = e.host_bytes > 0;
@@ -391,6 +394,7 @@ struct ModelLease::Core {
     }
     lk.lock();
 
+    host_inflight -= host_reserved;
     uint64_t free_after = device_info().free_bytes;
     UnloadReport report{Tier::kDevice, to, bytes, static_cast<int64_t>(free_after) - static_cast<int64_t>(free_before)};
     e.state = to == Tier::kHost ? ModelState::kOffloaded : ModelState::kUnloaded;
@@ -504,8 +508,9 @@ struct ModelLease::Core {
       stats.load_ms.record(to_ms(took));
     }
     stats.bytes_to_device += e.device_bytes;
-    uint64_t held = 0;
-    for (const auto& m : entries) held += m->device_bytes;
+    uint64_t held = 0;  // resident models only: those leaving have freed or are freeing theirs
+    for (const auto& m : entries)
+      if (m->state == ModelState::kResident) held += m->device_bytes;
     stats.peak_device_bytes = std::max(stats.peak_device_bytes, held);
     record_event(make_event(e.config.name, from, Tier::kDevice, reason, e.device_bytes, to_ms(took)));
     cv.notify_all();

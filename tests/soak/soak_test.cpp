@@ -59,7 +59,6 @@ constexpr uint64_t kGiB = 1ull << 30;
 constexpr int kModels = 8;
 constexpr uint64_t kDeviceBytes = 8 * kGiB;
 constexpr uint64_t kHostBudget = 6 * kGiB;
-constexpr uint64_t kLargestModel = 3 * kGiB;
 
 #ifdef TP_SOAK_SANITIZED
 // ASan's quarantine alone holds up to 256 MiB of freed memory.
@@ -195,18 +194,6 @@ struct SoakRun {
   }
 };
 
-// Known library bugs the soak trips over (issue 9's report):
-//   kHostOvercommit: concurrent evictions to the host tier each check the budget
-//     against the copies already made, not the ones in flight, so the host tier
-//     may exceed its budget by up to one model per other evicting thread;
-//   kPeakOverDevice: stats().peak_device_bytes sums the books, which still count
-//     a model being unloaded after its memory went back, so it may exceed the device.
-enum KnownBug { kHostOvercommit = 0, kPeakOverDevice = 1 };
-
-// The host tier's hard limit while kHostOvercommit stands: the budget plus one
-// model per other thread that may be evicting at the same time.
-uint64_t host_limit(int threads) { return kHostBudget + static_cast<uint64_t>(threads - 1) * kLargestModel; }
-
 // Invariant violations: counted, and the first few described.
 class Violations {
  public:
@@ -215,10 +202,6 @@ class Violations {
     std::lock_guard<std::mutex> lock(mu_);
     if (first_.size() < 8) first_.push_back(std::move(what));
   }
-  // A known library bug (see the report of issue 9) showed: counted and
-  // reported, not a failure, so the soak guards everything else meanwhile.
-  void known(int bug) { ++known_[bug]; }
-  uint64_t known_count(int bug) const { return known_[bug].load(); }
   uint64_t count() const { return count_.load(); }
   std::string describe() const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -229,7 +212,6 @@ class Violations {
 
  private:
   std::atomic<uint64_t> count_{0};
-  std::atomic<uint64_t> known_[2]{};
   mutable std::mutex mu_;
   std::vector<std::string> first_;
 };
@@ -240,15 +222,13 @@ std::string row(const ModelInfo& m) {
 }
 
 // A snapshot of list() must be coherent: it is taken under the registry's lock.
-void check_host_bytes(uint64_t host, int threads, const char* where, Violations& violations) {
-  if (host > host_limit(threads))
-    violations.add(std::string(where) + ": host bytes " + std::to_string(host) + " over the budget by more than " +
-                   std::to_string(threads - 1) + " model(s)");
-  else if (host > kHostBudget)
-    violations.known(kHostOvercommit);
+void check_host_bytes(uint64_t host, const char* where, Violations& violations) {
+  if (host > kHostBudget)
+    violations.add(std::string(where) + ": host bytes " + std::to_string(host) + " over the budget " +
+                   std::to_string(kHostBudget));
 }
 
-void check_snapshot(const std::vector<ModelInfo>& rows, int threads, Violations& violations) {
+void check_snapshot(const std::vector<ModelInfo>& rows, Violations& violations) {
   uint64_t host = 0;
   for (const ModelInfo& m : rows) {
     bool holds_device = m.state == ModelState::kResident || m.state == ModelState::kUnloading;
@@ -256,14 +236,14 @@ void check_snapshot(const std::vector<ModelInfo>& rows, int threads, Violations&
     if ((m.device_bytes > 0) != holds_device) violations.add("device bytes vs state: " + row(m));
     host += m.host_bytes;
   }
-  check_host_bytes(host, threads, "list()", violations);
+  check_host_bytes(host, "list()", violations);
 }
 
 bool expected(ErrorCode code, std::initializer_list<ErrorCode> allowed) {
   return std::find(allowed.begin(), allowed.end(), code) != allowed.end();
 }
 
-void worker(SoakRun& run, unsigned seed, Clock::time_point deadline, uint64_t max_ops, int threads, Totals& totals,
+void worker(SoakRun& run, unsigned seed, Clock::time_point deadline, uint64_t max_ops, Totals& totals,
             Violations& violations) {
   std::mt19937 rng(seed);
   std::vector<ModelLease> held;
@@ -315,14 +295,15 @@ void worker(SoakRun& run, unsigned seed, Clock::time_point deadline, uint64_t ma
         r.tick();
         break;
       case 12:
-        check_snapshot(r.list(), threads, violations);
+        check_snapshot(r.list(), violations);
         break;
       case 13: {
         auto info = r.info(name);
         if (!info || info->name != name) violations.add("info(" + name + ") failed");
         RegistryStats s = r.stats();
-        check_host_bytes(s.host_bytes, threads, "stats()", violations);
-        if (s.peak_device_bytes > kDeviceBytes) violations.known(kPeakOverDevice);
+        check_host_bytes(s.host_bytes, "stats()", violations);
+        if (s.peak_device_bytes > kDeviceBytes)
+          violations.add("peak device bytes " + std::to_string(s.peak_device_bytes) + " exceed the device");
         break;
       }
       case 14: {
@@ -355,7 +336,7 @@ void worker(SoakRun& run, unsigned seed, Clock::time_point deadline, uint64_t ma
 }
 
 // Threads joined, no lease live: the books balance.
-void checkpoint(SoakRun& run, const std::string& setup, int threads, Violations& violations) {
+void checkpoint(SoakRun& run, const std::string& setup, Violations& violations) {
   SCOPED_TRACE(setup);
   ModelRegistry& r = *run.registry;
   run.device->set_external_bytes(0);
@@ -376,7 +357,7 @@ void checkpoint(SoakRun& run, const std::string& setup, int threads, Violations&
   EXPECT_EQ(s.device_bytes, device_sum);
   EXPECT_EQ(host_sum, run.backend->host_bytes());
   EXPECT_EQ(s.host_bytes, host_sum);
-  check_host_bytes(host_sum, threads, "checkpoint", violations);
+  check_host_bytes(host_sum, "checkpoint", violations);
   EXPECT_TRUE(r.unload_all(Tier::kDisk));
   EXPECT_EQ(run.device->allocated_bytes(), 0u);
   EXPECT_EQ(run.backend->host_bytes(), 0u);
@@ -421,9 +402,9 @@ TEST(SoakTest, RandomOperationsAcrossAllPoliciesKeepInvariants) {
       std::vector<std::thread> pool;
       for (int t = 0; t < threads; ++t)
         pool.emplace_back(worker, std::ref(run), static_cast<unsigned>(seed++), slice_end,
-                          fixed ? fixed_ops : UINT64_MAX, threads, std::ref(totals), std::ref(violations));
+                          fixed ? fixed_ops : UINT64_MAX, std::ref(totals), std::ref(violations));
       for (auto& t : pool) t.join();
-      checkpoint(run, setup.name, threads, violations);
+      checkpoint(run, setup.name, violations);
       ASSERT_EQ(violations.count(), 0u) << "invariants violated in setup " << setup.name << ":"
                                         << violations.describe();
       if (::testing::Test::HasFailure()) return;
@@ -443,13 +424,11 @@ TEST(SoakTest, RandomOperationsAcrossAllPoliciesKeepInvariants) {
                                       : static_cast<double>(totals.ops) / std::max(elapsed, 1e-9);
   std::printf("soak: %d threads, %zu setups x %d rounds, %.1f s, %" PRIu64 " ops (%.0f ops/s), %" PRIu64
               " leases, %" PRIu64 " injected failures, %" PRIu64 " expected errors; RSS %.1f MiB after warm-up, "
-              "%.1f MiB at the end (growth %+.2f MiB, limit %.0f MiB); known bugs seen: host budget overcommit %" PRIu64
-              ", peak over device %" PRIu64 "\n",
+              "%.1f MiB at the end (growth %+.2f MiB, limit %.0f MiB)\n",
               threads, all.size(), rounds, elapsed, totals.ops.load(), ops_per_s, totals.leases.load(),
               totals.failures_injected.load(), totals.expected_errors.load(),
               static_cast<double>(rss_after_warmup) / kMiB, static_cast<double>(rss_end) / kMiB,
-              static_cast<double>(growth) / kMiB, static_cast<double>(kMaxRssGrowth) / kMiB,
-              violations.known_count(kHostOvercommit), violations.known_count(kPeakOverDevice));
+              static_cast<double>(growth) / kMiB, static_cast<double>(kMaxRssGrowth) / kMiB);
   RecordProperty("ops", std::to_string(totals.ops.load()));
   RecordProperty("ops_per_s", std::to_string(static_cast<uint64_t>(ops_per_s)));
   RecordProperty("rss_growth_bytes", std::to_string(growth));
