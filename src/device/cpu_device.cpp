@@ -69,20 +69,27 @@ uint16_t f32_to_f16(float f) {  // round to nearest even
   return sign | static_cast<uint16_t>(h);
 }
 
+// Elements may sit at any byte offset in a staging buffer: copy, never dereference.
 float load(const void* src, DType t, uint64_t i) {
-  switch (t) {
-    case DType::kF32: return static_cast<const float*>(src)[i];
-    case DType::kF16: return f16_to_f32(static_cast<const uint16_t*>(src)[i]);
-    default: return bf16_to_f32(static_cast<const uint16_t*>(src)[i]);
+  const char* p = static_cast<const char*>(src);
+  if (t == DType::kF32) {
+    float f;
+    std::memcpy(&f, p + i * 4, 4);
+    return f;
   }
+  uint16_t h;
+  std::memcpy(&h, p + i * 2, 2);
+  return t == DType::kF16 ? f16_to_f32(h) : bf16_to_f32(h);
 }
 
 void store(void* dst, DType t, uint64_t i, float v) {
-  switch (t) {
-    case DType::kF32: static_cast<float*>(dst)[i] = v; break;
-    case DType::kF16: static_cast<uint16_t*>(dst)[i] = f32_to_f16(v); break;
-    default: static_cast<uint16_t*>(dst)[i] = f32_to_bf16(v); break;
+  char* p = static_cast<char*>(dst);
+  if (t == DType::kF32) {
+    std::memcpy(p + i * 4, &v, 4);
+    return;
   }
+  uint16_t h = t == DType::kF16 ? f32_to_f16(v) : f32_to_bf16(v);
+  std::memcpy(p + i * 2, &h, 2);
 }
 
 bool convertible(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
