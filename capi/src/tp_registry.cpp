@@ -92,6 +92,15 @@ using tp::capi::fail;
 
 namespace {
 
+// TP_INVALID_ARGUMENT unless a caller's versioned struct is at least v0.1's size.
+#define TP_CHECK_STRUCT_SIZE(expr, type, out_err)                                                       \
+  do {                                                                                                 \
+    if ((expr)->struct_size < sizeof(type))                                                            \
+      return fail(out_err, TP_INVALID_ARGUMENT,                                                        \
+                  #expr "->struct_size " + std::to_string((expr)->struct_size) + " is below v0.1's " + \
+                      std::to_string(sizeof(type)) + "; set it to sizeof(" #type ")");                 \
+  } while (0)
+
 template <class T>
 void copy_prefix(T* out, const T& full) {
   // Writes only the caller's prefix (out->struct_size bytes), keeping its struct_size.
@@ -195,10 +204,7 @@ tp_code tp_registry_options_add_policy(tp_registry_options* opts, const tp_memor
   TP_CAPI_BEGIN
   TP_CHECK_HANDLE(opts, kOptionsMagic, "tp_registry_options", out_err);
   TP_CAPI_REQUIRE(vtable, out_err);
-  if (vtable->struct_size < sizeof(tp_memory_policy_vtable))
-    return fail(out_err, TP_INVALID_ARGUMENT,
-                "vtable->struct_size " + std::to_string(vtable->struct_size) + " is below v0.1's " +
-                    std::to_string(sizeof(tp_memory_policy_vtable)));
+  TP_CHECK_STRUCT_SIZE(vtable, tp_memory_policy_vtable, out_err);
   // Nothing may throw once the policy exists: on failure the caller keeps user_data.
   opts->policies.reserve(opts->policies.size() + 1);
   auto policy = std::make_shared<VtablePolicy>(*vtable, user_data);
@@ -261,10 +267,7 @@ tp_code tp_model_list_get(tp_model_info* out, const tp_model_list* list, uint32_
   TP_CAPI_BEGIN
   TP_CAPI_REQUIRE(out, out_err);
   TP_CAPI_REQUIRE(list, out_err);
-  if (out->struct_size < sizeof(tp_model_info))
-    return fail(out_err, TP_INVALID_ARGUMENT,
-                "out->struct_size " + std::to_string(out->struct_size) + " is below v0.1's " +
-                    std::to_string(sizeof(tp_model_info)) + "; set it to sizeof(tp_model_info)");
+  TP_CHECK_STRUCT_SIZE(out, tp_model_info, out_err);
   if (index >= list->rows.size())
     return fail(out_err, TP_INVALID_ARGUMENT,
                 "index " + std::to_string(index) + " is out of range (" + std::to_string(list->rows.size()) + " models)");
@@ -340,10 +343,7 @@ tp_code tp_registry_stats(tp_stats* out, const tp_registry* reg, tp_error** out_
   TP_CAPI_BEGIN
   TP_CAPI_REQUIRE(out, out_err);
   TP_CHECK_HANDLE(reg, kRegistryMagic, "tp_registry", out_err);
-  if (out->struct_size < sizeof(tp_stats))
-    return fail(out_err, TP_INVALID_ARGUMENT,
-                "out->struct_size " + std::to_string(out->struct_size) + " is below v0.1's " +
-                    std::to_string(sizeof(tp_stats)) + "; set it to sizeof(tp_stats)");
+  TP_CHECK_STRUCT_SIZE(out, tp_stats, out_err);
   tp::RegistryStats s = reg->registry->stats();
   tp_stats c{};
   c.struct_size = sizeof(tp_stats);
