@@ -2,7 +2,8 @@
 # Each installs what it needs (scripts/setup.sh) and builds first.
 #
 #   make demo       build, then run the main example
-#   make test       build, run every test (ctest) and the TSAN build of the core
+#   make test       build, run every test (ctest), the TSAN and ASAN builds of the core,
+#                   then a short libFuzzer smoke pass (with clang)
 #   make bench      CPU benchmarks (Google Benchmark), ending in RESULT lines
 #   make gpu-check  GPU validation (dry mode on a machine without a GPU)
 #   make fuzz       libFuzzer targets
@@ -29,7 +30,7 @@ endif
 
 CMAKE_COMMON := -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
 
-.PHONY: setup configure build test test-tsan test-asan demo bench gpu-check fuzz package-conan clean
+.PHONY: setup configure build test test-tsan test-asan test-fuzz-smoke demo bench gpu-check fuzz package-conan clean
 
 setup:
 	@$(SETUP_ENV) bash scripts/setup.sh
@@ -60,16 +61,32 @@ test-asan: setup
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	cd $(BUILD_ASAN) && $(ASAN_ENV) ctest --output-on-failure -j $(JOBS) -L "unit|capi" $(CTEST_ARGS)
 
+# Every libFuzzer target (fuzz/run.sh finds them) for FUZZ_SMOKE_TIME seconds over
+# the committed seeds, built in its own folder ($(BUILD_FUZZ)). Skipped, saying
+# so, where clang cannot link a libFuzzer binary.
+BUILD_FUZZ ?= build-fuzz
+FUZZ_SMOKE_TIME ?= 5
+test-fuzz-smoke: setup
+	@if command -v clang++ >/dev/null 2>&1 && \
+	    printf 'extern "C" int LLVMFuzzerTestOneInput(const unsigned char*, unsigned long) { return 0; }\n' | \
+	    clang++ -x c++ -fsanitize=fuzzer - -o /dev/null >/dev/null 2>&1; then \
+	  BUILD_FUZZ=$(BUILD_FUZZ) JOBS=$(JOBS) bash fuzz/run.sh $(FUZZ_SMOKE_TIME); \
+	else \
+	  echo "test-fuzz-smoke: skipped: clang++ with libFuzzer (libclang-rt-14-dev) is not available"; \
+	fi
+
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 	@$(MAKE) --no-print-directory test-tsan
 	@$(MAKE) --no-print-directory test-asan
+	@$(MAKE) --no-print-directory test-fuzz-smoke
 
 bench: setup $(BUILD)/build.ninja
 	cmake -S . -B $(BUILD) -DTP_BUILD_BENCHMARKS=ON >/dev/null
-	cmake --build $(BUILD) -j $(JOBS) --target registry_bench weights_bench
+	cmake --build $(BUILD) -j $(JOBS) --target registry_bench weights_bench sd3_bench
 	python3 scripts/bench.py $(BUILD)
 	$(TP_VENV)/bin/python scripts/bench_weights.py $(BUILD) $(BENCH_GIB)
+	$(TP_VENV)/bin/python scripts/bench_pipeline.py $(BUILD)
 
 gpu-check: build
 	bash scripts/gpu_check.sh $(BUILD)
@@ -83,11 +100,11 @@ demo: build
 # target over the committed seeds in fuzz/corpus; prints each target's execution count.
 FUZZ_TIME ?= 60
 fuzz: setup
-	bash fuzz/run.sh $(FUZZ_TIME)
+	BUILD_FUZZ=$(BUILD_FUZZ) JOBS=$(JOBS) bash fuzz/run.sh $(FUZZ_TIME)
 
 # Conan 2: conan create against this machine's packages (a full rebuild, ~2.5 min).
 package-conan: setup
 	bash packaging/conan/create.sh
 
 clean:
-	rm -rf $(BUILD) $(BUILD_TSAN) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_TSAN) $(BUILD_ASAN) $(BUILD_FUZZ)

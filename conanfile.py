@@ -3,7 +3,8 @@
 LibTorch (the CUDA 13 build) and the CUDA Toolkit are not Conan packages here:
 CMake finds them as in the project's own build (CMAKE_PREFIX_PATH or Torch_DIR;
 nvcc on PATH). packaging/conan/profile supplies them, and declares this
-machine's spdlog, tl-expected and nlohmann_json as [platform_requires].
+machine's spdlog, tl-expected, nlohmann_json, libpng, sentencepiece and utf8proc
+as [platform_requires].
 
     packaging/conan/create.sh     # conan create . -pr:a packaging/conan/profile
 """
@@ -38,6 +39,10 @@ class TwistedpicConan(ConanFile):
         self.requires("tl-expected/[>=1.0 <2]", transitive_headers=True)  # in the public headers
         self.requires("spdlog/[>=1.10 <2]")
         self.requires("nlohmann_json/[>=3.10 <4]")
+        self.requires("libpng/[>=1.6 <2]")  # PNG files (src/image/png.cpp); find_package(PNG)
+        # The tokenizers (src/text); found with pkg-config (pkg_check_modules).
+        self.requires("sentencepiece/[>=0.1.97 <1]")
+        self.requires("utf8proc/[>=2.6 <3]")
 
     def validate(self):
         check_min_cppstd(self, 20)

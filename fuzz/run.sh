@@ -2,7 +2,12 @@
 # Builds the libFuzzer targets (clang, ASan + UBSan) and runs each for SECONDS.
 #
 #   fuzz/run.sh [SECONDS] [FUZZER...]     SECONDS per fuzzer, default 60; all fuzzers by default
-#   fuzz/run.sh 5                         the short smoke pass CI runs
+#   fuzz/run.sh 5                         the short smoke pass `make test` runs (make test-fuzz-smoke)
+#
+# "All fuzzers" are the executables fuzz/CMakeLists.txt defines (every
+# tp_add_fuzzer(<name>_fuzz ...)), read from the configured build, so a new
+# target is picked up without editing this script. A FUZZER is that name
+# without "_fuzz" (config, capi, ...).
 #
 # Environment: BUILD_FUZZ (build folder, default build-fuzz), JOBS (build jobs,
 # default nproc), FUZZ_ARGS (extra libFuzzer flags).
@@ -22,7 +27,6 @@ shift || true
 BUILD_FUZZ=${BUILD_FUZZ:-build-fuzz}
 JOBS=${JOBS:-$(nproc)}
 FUZZERS=("$@")
-[ ${#FUZZERS[@]} -gt 0 ] || FUZZERS=(safetensors_header config capi)
 
 if ! [[ "$SECONDS_PER_FUZZER" =~ ^[0-9]+$ ]] || [ "$SECONDS_PER_FUZZER" -lt 1 ]; then
   echo "usage: fuzz/run.sh [SECONDS] [FUZZER...]   (SECONDS a positive integer)" >&2
@@ -32,7 +36,20 @@ fi
 if [ ! -f "$BUILD_FUZZ/build.ninja" ]; then
   CC=clang CXX=clang++ cmake -S . -B "$BUILD_FUZZ" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DTP_WITH_TORCH=OFF -DTP_BUILD_TESTS=OFF -DTP_BUILD_EXAMPLES=OFF -DTP_BUILD_FUZZERS=ON
+else
+  # Regenerates build.ninja if a CMakeLists.txt changed (a fuzz target added), so the list below is current.
+  cmake --build "$BUILD_FUZZ" --target build.ninja >/dev/null
 fi
+if [ ${#FUZZERS[@]} -eq 0 ]; then
+  # Every fuzz executable the build defines: "fuzz/<name>_fuzz: CXX_EXECUTABLE_LINKER__...".
+  mapfile -t FUZZERS < <(ninja -C "$BUILD_FUZZ" -t targets all |
+                         sed -nE 's|^fuzz/([A-Za-z0-9_]+)_fuzz: CXX_EXECUTABLE_LINKER.*|\1|p' | sort -u)
+  if [ ${#FUZZERS[@]} -eq 0 ]; then
+    echo "fuzz/run.sh: no fuzz targets found in $BUILD_FUZZ" >&2
+    exit 1
+  fi
+fi
+echo "== fuzzers: ${FUZZERS[*]}"
 targets=()
 for f in "${FUZZERS[@]}"; do targets+=("${f}_fuzz"); done
 cmake --build "$BUILD_FUZZ" -j "$JOBS" --target "${targets[@]}"

@@ -29,6 +29,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "twistedpic/dtype.h"
@@ -79,9 +80,28 @@ struct PolicyConfig {
   bool clean_caches = true;           // empty the allocator caches after unloads
 };
 
+// A text-to-image pipeline whose networks are registry models of their own
+// (made by expand_pipeline_components, pipeline.h).
+struct PipelineConfig {
+  std::string name;           // the configured model
+  std::string pipeline_type;  // "sd3"
+  std::filesystem::path root; // its diffusers folder
+  // component ("transformer", "vae", "text_encoder", ...) -> the registry
+  // model that holds its weights
+  std::vector<std::pair<std::string, std::string>> components;
+
+  // The registry model of `component`, or nullptr.
+  const std::string* model_for(std::string_view component) const {
+    for (const auto& [c, m] : components)
+      if (c == component) return &m;
+    return nullptr;
+  }
+};
+
 struct RegistryConfig {
   std::string preset;  // the preset this config started from, if any
   std::vector<ModelConfig> models;
+  std::vector<PipelineConfig> pipelines;  // empty until expand_pipeline_components
   PolicyConfig policy;
   // Pinned host memory the host tier may keep. nullopt: half of physical RAM.
   std::optional<uint64_t> host_budget_bytes;
@@ -94,6 +114,12 @@ struct RegistryConfig {
 
   // The model named `name`, or nullptr.
   TP_EXPORT const ModelConfig* find(std::string_view name) const;
+  // The pipeline named `name`, or nullptr.
+  const PipelineConfig* find_pipeline(std::string_view name) const {
+    for (const auto& p : pipelines)
+      if (p.name == name) return &p;
+    return nullptr;
+  }
 };
 
 // The seed's three documented setups:
@@ -104,13 +130,21 @@ struct RegistryConfig {
 TP_EXPORT Expected<PolicyConfig> policy_preset(std::string_view name);
 
 // Parses a config document. `origin` names it in errors (a file name, or "<string>").
+// Every error is kInvalidArgument and starts with "<origin>: ". A key given
+// twice in one object (two models of one name, a field twice) is an error
+// naming the key, not a silent "last one wins".
 TP_EXPORT Expected<RegistryConfig> parse_registry_config(std::string_view json_text, std::string_view origin = "<string>");
+// Reads and parses `file`: kNotFound when it does not exist; kInvalidArgument
+// when it is a directory or another non-regular file (refused without
+// blocking on a FIFO), over 16 MiB, or an invalid config. Errors name `file`.
 TP_EXPORT Expected<RegistryConfig> load_registry_config(const std::filesystem::path& file);
 
 // Checks a config built in code: unique, non-empty names, sane values.
 TP_EXPORT Status validate_registry_config(const RegistryConfig& config);
 
-// "512MiB" -> 536870912; plain integers are bytes. kInvalidArgument otherwise.
+// "512MiB" -> 536870912; plain integers are bytes (exact up to UINT64_MAX),
+// fractions round to whole bytes. kInvalidArgument otherwise, and for a size
+// that does not fit in uint64_t.
 TP_EXPORT Expected<uint64_t> parse_byte_size(std::string_view text);
 
 }  // namespace v0

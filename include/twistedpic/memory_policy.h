@@ -16,6 +16,14 @@
 // Threading: the registry calls a policy with its own lock held, from any of
 // its threads, one call at a time. A policy must not call back into the
 // registry. Views are valid only during the call.
+//
+// Exceptions: a policy should not throw, but one that does cannot wedge the
+// registry. An exception from a decision on a request's path (admission in
+// acquire()/preload(), plan(), preload() during create()) fails that request
+// with kInternal "policy '<name>' threw: <what>" and leaves the model where
+// it was; the next request asks the policy again. One from a call with no
+// caller to tell (on_idle at a release, tick() and the background thread,
+// on_access, expires_at) is logged at error level and that answer ignored.
 #pragma once
 
 #include <cstdint>

@@ -189,6 +189,11 @@ struct RegistryOptions {
   // The clean-up step after unloads when config.policy.clean_caches is set
   // (the torch layer empties its caching allocator here).
   std::function<void()> clean_caches;
+  // Progress of weight transfers (loads, reloads, offloads to the host): the
+  // model, the tiers, bytes done and total. Called on the transferring thread
+  // without the registry lock, possibly from several threads at once; must not
+  // call into the registry. Default: none.
+  std::function<void(const std::string& model, Tier from, Tier to, uint64_t done, uint64_t total)> on_transfer;
 };
 
 class TP_EXPORT ModelRegistry {

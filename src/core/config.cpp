@@ -2,19 +2,26 @@
 #include "twistedpic/config.h"
 
 #include <cctype>
+#include <charconv>
 #include <cmath>
-#include <fstream>
 #include <limits>
 #include <set>
-#include <sstream>
+#include <stdexcept>
+#include <string>
 
 #include <nlohmann/json.hpp>
+
+#include "weights/file.h"
+#include "weights/json.h"
 
 namespace tp {
 inline namespace v0 {
 namespace {
 
 using json = nlohmann::json;
+
+// A config is a few KiB; refuse to read anything absurd.
+constexpr uint64_t kMaxConfigFileBytes = 16ull << 20;
 
 // Reads fields of one JSON object and reports errors as "<origin>: <path>: <problem>".
 class Reader {
@@ -247,41 +254,57 @@ Expected<uint64_t> parse_byte_size(std::string_view text) {
   while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
   size_t start = i;
   while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
-  if (i == start) return invalid_argument("'" + std::string(text) + "' is not a byte size (e.g. 4GiB, 512MB, 1024)");
-  double number = 0;
-  try {
-    size_t used = 0;
-    number = std::stod(std::string(text.substr(start, i - start)), &used);
-    if (used != i - start) throw std::invalid_argument("dots");
-  } catch (...) {
+  const std::string_view digits = text.substr(start, i - start);
+  const auto not_a_size = [&] {
     return invalid_argument("'" + std::string(text) + "' is not a byte size (e.g. 4GiB, 512MB, 1024)");
-  }
+  };
+  if (digits.empty()) return not_a_size();
   while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
   std::string unit(text.substr(i));
   while (!unit.empty() && std::isspace(static_cast<unsigned char>(unit.back()))) unit.pop_back();
   for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  double mult = 0;
-  static const std::pair<const char*, double> kUnits[] = {
-      {"", 1},       {"b", 1},       {"k", 1e3},     {"kb", 1e3},    {"m", 1e6},     {"mb", 1e6},
-      {"g", 1e9},    {"gb", 1e9},    {"t", 1e12},    {"tb", 1e12},   {"kib", 1024.0}, {"mib", 1048576.0},
-      {"gib", 1073741824.0}, {"tib", 1099511627776.0}};
+  uint64_t mult = 0;
+  static const std::pair<const char*, uint64_t> kUnits[] = {
+      {"", 1},          {"b", 1},          {"k", 1000},          {"kb", 1000},      {"m", 1000000},
+      {"mb", 1000000},  {"g", 1000000000}, {"gb", 1000000000},   {"t", 1000000000000},
+      {"tb", 1000000000000}, {"kib", 1ull << 10}, {"mib", 1ull << 20}, {"gib", 1ull << 30}, {"tib", 1ull << 40}};
   for (const auto& [u, m] : kUnits)
     if (unit == u) mult = m;
   if (mult == 0) return invalid_argument("'" + std::string(text) + "' has an unknown unit '" + unit + "' (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)");
-  double bytes = number * mult;
-  if (bytes >= 1.8e19) return invalid_argument("'" + std::string(text) + "' is too large");
-  return static_cast<uint64_t>(std::llround(bytes));
+  const auto too_large = [&] {
+    return invalid_argument("'" + std::string(text) + "' is too large (at most " +
+                            std::to_string(std::numeric_limits<uint64_t>::max()) + " bytes)");
+  };
+  if (digits.find('.') == std::string_view::npos) {
+    // An integer: exact, up to UINT64_MAX.
+    uint64_t n = 0;
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+    if (ec == std::errc::result_out_of_range) return too_large();
+    if (ec != std::errc() || end != digits.data() + digits.size()) return not_a_size();
+    if (n > std::numeric_limits<uint64_t>::max() / mult) return too_large();
+    return n * mult;
+  }
+  // A fraction: rounded to whole bytes. 2^64 is exact as a double; anything
+  // from it up does not fit (a cast would be undefined, llround would wrap).
+  double number = 0;
+  try {
+    size_t used = 0;
+    number = std::stod(std::string(digits), &used);
+    if (used != digits.size()) return not_a_size();  // "1.2.3"
+  } catch (const std::out_of_range&) {
+    return too_large();
+  } catch (...) {
+    return not_a_size();  // "."
+  }
+  const double bytes = std::round(number * static_cast<double>(mult));
+  if (!(bytes < 18446744073709551616.0)) return too_large();
+  return static_cast<uint64_t>(bytes);
 }
 
 Expected<RegistryConfig> parse_registry_config(std::string_view json_text, std::string_view origin) {
-  json doc;
-  try {
-    doc = json::parse(json_text.begin(), json_text.end());
-  } catch (const json::parse_error& e) {
-    return invalid_argument(std::string(origin) + ": invalid JSON at byte " + std::to_string(e.byte) + ": " + e.what());
-  } catch (const json::exception& e) {  // e.g. out_of_range: a number beyond a double ("1e999")
-    return invalid_argument(std::string(origin) + ": invalid JSON: " + e.what());
-  }
+  // Strict: a key twice in one object (two models of one name, a field given
+  // twice) is an error naming the key; nlohmann alone would keep the last.
+  TP_ASSIGN_OR_RETURN(json doc, detail::parse_json(json_text, origin));
   try {
     return parse_document(doc, origin);
   } catch (const json::exception& e) {  // the readers check types first; this is a last line
@@ -332,12 +355,11 @@ Expected<RegistryConfig> parse_document(const json& doc, std::string_view origin
 }  // namespace
 
 Expected<RegistryConfig> load_registry_config(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return not_found(file.string() + ": cannot open the config file");
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return data_loss(file.string() + ": read error");
-  return parse_registry_config(text.str(), file.string());
+  // ReadOnlyFile refuses a directory, a FIFO or a device (kInvalidArgument,
+  // "<file>: is a directory, not a regular file") without blocking; a missing
+  // file is kNotFound.
+  TP_ASSIGN_OR_RETURN(std::string text, detail::read_text_file(file, kMaxConfigFileBytes));
+  return parse_registry_config(text, file.string());
 }
 
 Status validate_registry_config(const RegistryConfig& config) {

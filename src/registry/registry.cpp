@@ -1,22 +1,39 @@
 // ModelRegistry: leases, single-flight loads, admission, tiers and policies.
 //
 // Locking: one mutex (Core::mu) guards every Entry's bookkeeping, the stats
-// and the pending events. Weights move with the mutex released: the entry's
+// and the pending events. Clang checks it (src/core/thread_annotations.h;
+// the ctest core.thread_safety_analysis): Core's own fields are GUARDED_BY
+// their mutex and every method that reads the books REQUIRES mu. (An Entry's
+// fields cannot name their Core's mutex; the REQUIRES on the methods that
+// touch them stand in.) Methods that move weights release and retake mu
+// themselves (mu.unlock() / mu.lock()) and return with it held. Weights move with the mutex released: the entry's
 // state (kLoading or kUnloading) gives the moving thread exclusive use of its
 // ModelWeights, and other threads wait on Core::cv for the state to settle.
 // Events and the cache clean-up run with the mutex released (flush()).
 // Lock order: registry -> device monitor (docs/threading.md).
+//
+// Host code never unwinds through the registry: every call into a memory
+// policy, the weight backend and its weights, the device monitor, an event
+// callback or the clean-up step goes through call_host() or a try/catch. An
+// exception from a decision on a request's path (admission, preload, plan)
+// fails that request with kInternal "policy '<name>' threw: <what>" after
+// rolling the transition back; one on a path with no caller to tell (a
+// release, tick(), the background thread, a notification) is logged at error
+// level and that policy's answer is ignored.
 #include "twistedpic/registry.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <condition_variable>
+#include <exception>
 #include <map>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <unistd.h>
+#include <utility>
 
+#include "core/thread_annotations.h"
 #include "twistedpic/log.h"
 
 namespace tp {
@@ -60,6 +77,46 @@ ResidencyEvent make_event(const std::string& model, Tier from, Tier to, Reason r
 }
 
 uint64_t sub_sat(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
+
+// What the exception being handled says. Call only inside a catch block.
+std::string current_exception_text() {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "an exception that is not a std::exception";
+  }
+}
+
+// Runs host code: its result, or kInternal "<who> threw: <what>".
+template <class F>
+auto call_host(const std::string& who, F&& f) -> Expected<std::invoke_result_t<F&>> {
+  try {
+    if constexpr (std::is_void_v<std::invoke_result_t<F&>>) {
+      f();
+      return {};
+    } else {
+      return f();
+    }
+  } catch (...) {
+    return internal_error(who + " threw: " + current_exception_text());
+  }
+}
+
+// "policy '<name>'", for messages; name() is host code too.
+std::string policy_label(const MemoryPolicy& p) {
+  try {
+    return "policy '" + std::string(p.name()) + "'";
+  } catch (...) {
+    return "a policy (whose name() threw)";
+  }
+}
+
+// For host code on a path that cannot return an error: logs and drops it.
+void log_host_error(const Error& e, std::string_view what_next) {
+  TP_LOG(kError, "registry", e.message << "; " << what_next);
+}
 
 uint64_t default_host_budget() {
   long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
@@ -111,43 +168,46 @@ struct Admission {
 };
 
 struct ModelLease::Core {
-  using Lock = std::unique_lock<std::mutex>;
+  using Mutex = detail::Mutex;
+  using MutexLock = detail::MutexLock;
 
+  // Set by create(), then read-only: no lock.
   RegistryConfig config;
   RegistryOptions options;
   std::vector<std::shared_ptr<MemoryPolicy>> chain;
   uint64_t host_budget = 0;
-
-  mutable std::mutex mu;
-  std::condition_variable cv;  // entry states and leases changed
-  std::vector<std::unique_ptr<Entry>> entries;
+  std::vector<std::unique_ptr<Entry>> entries;  // the vector; each Entry's fields are guarded by mu
   std::map<std::string, Entry*, std::less<>> by_name;
-  uint64_t reserved_bytes = 0;  // admitted loads in flight
-  uint64_t host_inflight = 0;   // host copies being made by evictions in flight
-  RegistryStats stats;
-  std::vector<ResidencyEvent> pending;  // emitted by flush()
-  bool clean_pending = false;
-  bool closed = false;
 
-  std::mutex subscribers_mu;
-  std::condition_variable dispatch_done;
-  std::map<int, std::shared_ptr<EventCallback>> subscribers;  // guarded by subscribers_mu
-  int next_subscriber = 1;                                     // guarded by subscribers_mu
-  int dispatching = 0;  // flush() calls delivering events now; guarded by subscribers_mu
+  mutable Mutex mu;
+  detail::CondVar cv;                              // entry states and leases changed (waits on mu)
+  uint64_t reserved_bytes TP_GUARDED_BY(mu) = 0;  // admitted loads in flight
+  uint64_t host_inflight TP_GUARDED_BY(mu) = 0;   // host copies being made by evictions in flight
+  RegistryStats stats TP_GUARDED_BY(mu);
+  std::vector<ResidencyEvent> pending TP_GUARDED_BY(mu);  // emitted by flush()
+  bool clean_pending TP_GUARDED_BY(mu) = false;
+  bool closed TP_GUARDED_BY(mu) = false;
+
+  Mutex subscribers_mu;  // never held while taking mu
+  detail::CondVar dispatch_done;
+  std::map<int, std::shared_ptr<EventCallback>> subscribers TP_GUARDED_BY(subscribers_mu);
+  int next_subscriber TP_GUARDED_BY(subscribers_mu) = 1;
+  int dispatching TP_GUARDED_BY(subscribers_mu) = 0;  // flush() calls delivering events now
 
   // Set on a thread while it delivers events, so that unsubscribe() from
   // inside a callback does not wait for itself.
   static thread_local bool in_callback;
 
   // Waits until no event is being delivered (unless called from a callback).
-  void wait_dispatch(std::unique_lock<std::mutex>& g) {
-    if (!in_callback) dispatch_done.wait(g, [&] { return dispatching == 0; });
+  void wait_dispatch() TP_REQUIRES(subscribers_mu) {
+    if (in_callback) return;
+    while (dispatching != 0) dispatch_done.wait(subscribers_mu);
   }
 
   std::thread background;
-  std::condition_variable background_cv;
-  bool stop = false;
-  bool kick = false;
+  detail::CondVar background_cv;  // waits on mu
+  bool stop TP_GUARDED_BY(mu) = false;
+  bool kick TP_GUARDED_BY(mu) = false;
 
   ~Core() {
     for (auto& e : entries) e->weights.reset();  // frees device and host copies
@@ -163,7 +223,7 @@ struct ModelLease::Core {
     return not_found("model '" + std::string(name) + "' is not configured (configured: " + known + ")");
   }
 
-  ModelView view_of(const Entry& e) const {
+  ModelView view_of(const Entry& e) const TP_REQUIRES(mu) {
     ModelView v;
     v.config = &e.config;
     v.name = e.config.name;
@@ -183,7 +243,12 @@ struct ModelLease::Core {
   }
 
   DeviceMemoryInfo device_info() const {
-    auto info = options.monitor->query();
+    auto queried = call_host("device monitor", [&] { return options.monitor->query(); });
+    if (!queried) {
+      log_host_error(queried.error(), "taken as no information");
+      return {};
+    }
+    auto& info = *queried;
     if (!info) {
       TP_LOG(kWarn, "registry", "device monitor " << options.monitor->name() << ": " << info.error().message);
       return {};
@@ -191,7 +256,7 @@ struct ModelLease::Core {
     return *info;
   }
 
-  RegistryView view() const {
+  RegistryView view() const TP_REQUIRES(mu) {
     RegistryView v;
     v.models.reserve(entries.size());
     for (const auto& e : entries) {
@@ -205,22 +270,28 @@ struct ModelLease::Core {
     return v;
   }
 
-  uint64_t host_bytes_held() const {
+  uint64_t host_bytes_held() const TP_REQUIRES(mu) {
     uint64_t sum = 0;
     for (const auto& e : entries) sum += e->host_bytes;
     return sum;
   }
 
-  std::optional<TimePoint> expires_at(const Entry& e) const {
+  std::optional<TimePoint> expires_at(const Entry& e) const TP_REQUIRES(mu) {
     ModelView v = view_of(e);
     std::optional<TimePoint> best;
-    for (const auto& p : chain)
-      if (auto t = p->expires_at(v); t && (!best || *t < *best)) best = t;
+    for (const auto& p : chain) {
+      auto t = call_host(policy_label(*p), [&] { return p->expires_at(v); });
+      if (!t) {
+        log_host_error(t.error(), "its expiry for '" + e.config.name + "' is ignored");
+        continue;
+      }
+      if (*t && (!best || **t < *best)) best = *t;
+    }
     return best;
   }
 
   // A policy may evict only resident, unleased, unpinned models.
-  Entry* legal_victim(const Eviction& ev, const Entry* incoming) const {
+  Entry* legal_victim(const Eviction& ev, const Entry* incoming) const TP_REQUIRES(mu) {
     auto it = by_name.find(ev.model);
     if (it == by_name.end()) return nullptr;
     Entry* v = it->second;
@@ -229,15 +300,28 @@ struct ModelLease::Core {
     return v;
   }
 
-  std::vector<Eviction> select_victims(const RegistryView& v, uint64_t need, Reason reason) const {
-    for (const auto& p : chain)
-      if (auto r = p->select_victims(v, need, reason); !r.empty()) return r;
+  Expected<std::vector<Eviction>> select_victims(const RegistryView& v, uint64_t need, Reason reason) const TP_REQUIRES(mu) {
+    for (const auto& p : chain) {
+      TP_ASSIGN_OR_RETURN(auto r, call_host(policy_label(*p), [&] { return p->select_victims(v, need, reason); }));
+      if (!r.empty()) return r;
+    }
     return rank_victims(v, need, reason);
+  }
+
+  // Every policy's enforce_limits() answer, in chain order.
+  Expected<std::vector<Eviction>> enforce_limits(const RegistryView& v, const ModelView* incoming) const TP_REQUIRES(mu) {
+    std::vector<Eviction> out;
+    for (const auto& p : chain) {
+      TP_ASSIGN_OR_RETURN(auto evs, call_host(policy_label(*p), [&] { return p->enforce_limits(v, incoming); }));
+      for (auto& ev : evs) out.push_back(std::move(ev));
+    }
+    return out;
   }
 
   // ---- admission ----------------------------------------------------------
 
-  Admission admit(const Entry& e) const {
+  // kInternal when a policy throws.
+  Expected<Admission> admit(const Entry& e) const TP_REQUIRES(mu) {
     Admission a;
     a.need = e.weight_bytes + e.config.workspace_bytes;
     RegistryView v = view();
@@ -252,10 +336,8 @@ struct ModelLease::Core {
     }
 
     ModelView incoming = view_of(e);
-    std::vector<Eviction> limit;
-    for (const auto& p : chain)
-      for (auto& ev : p->enforce_limits(v, &incoming)) limit.push_back(std::move(ev));
-    auto take = [&](const Eviction& ev) {
+    TP_ASSIGN_OR_RETURN(const std::vector<Eviction> limit, enforce_limits(v, &incoming));
+    auto take = [&](const Eviction& ev) TP_REQUIRES(mu) {
       Entry* victim = legal_victim(ev, &e);
       if (!victim) return;
       for (const auto& x : a.evictions)
@@ -270,35 +352,61 @@ struct ModelLease::Core {
       for (auto& m : rest.models)
         for (const auto& ev : a.evictions)
           if (m.name == ev.model) m.state = ModelState::kUnloading;
-      for (const auto& ev : select_victims(rest, a.need - a.avail - a.evicted_bytes, Reason::kPressure)) take(ev);
+      TP_ASSIGN_OR_RETURN(auto victims, select_victims(rest, a.need - a.avail - a.evicted_bytes, Reason::kPressure));
+      for (const auto& ev : victims) take(ev);
     }
     a.fits = a.avail + a.evicted_bytes >= a.need;
     return a;
   }
 
-  std::string exhausted_message(const Entry& e, const Admission& a) const {
+  std::string exhausted_message(const Entry& e, const Admission& a) const TP_REQUIRES(mu) {
     return "cannot load '" + e.config.name + "': needs " + fmt_bytes(a.need) + " (weights " + fmt_bytes(e.weight_bytes) +
            " + workspace " + fmt_bytes(e.config.workspace_bytes) + "), free " + fmt_bytes(a.avail) +
            " (after a headroom of " + fmt_bytes(config.policy.min_free_bytes) + "), evictable " +
            fmt_bytes(a.evictable_bytes) + ", held by leased models " + fmt_bytes(a.leased_bytes);
   }
 
-  // ---- transitions (all called and returning with `lk` held) ---------------
+  // ---- transitions (all called and returning with mu held) ----------------
 
-  void wait_stable(Lock& lk, Entry& e) {
-    cv.wait(lk, [&] { return !e.in_transition(); });
+  void wait_stable(Entry& e) TP_REQUIRES(mu) {
+    while (e.in_transition()) cv.wait(mu);
   }
 
-  void record_event(ResidencyEvent ev) { pending.push_back(std::move(ev)); }
+  void record_event(ResidencyEvent ev) TP_REQUIRES(mu) { pending.push_back(std::move(ev)); }
+
+  // The context of one transfer of `e`'s weights, reporting to options.on_transfer.
+  TransferContext transfer_context(const Entry& e, Tier from, Tier to, const std::atomic<bool>* cancel) const {
+    TransferContext ctx;
+    ctx.cancel = cancel;
+    if (options.on_transfer)
+      ctx.progress = [this, name = e.config.name, from, to](uint64_t done, uint64_t total) {
+        (void)call_host("the transfer progress callback", [&] { options.on_transfer(name, from, to, done, total); });
+      };
+    return ctx;
+  }
+
+  // "the weights of '<model>'", for messages about host weight code.
+  static std::string weights_label(const Entry& e) { return "the weights of '" + e.config.name + "'"; }
+
+  // drop_device() and/or drop_host() on host weights; an exception is logged
+  // (the registry then counts the bytes as gone, as the weights promise).
+  static void drop_weights(Entry& e, bool device, bool host) {
+    if (device)
+      if (auto st = call_host(weights_label(e), [&] { e.weights->drop_device(); }); !st)
+        log_host_error(st.error(), "in drop_device(); the device copy is taken as dropped");
+    if (host)
+      if (auto st = call_host(weights_label(e), [&] { e.weights->drop_host(); }); !st)
+        log_host_error(st.error(), "in drop_host(); the host copy is taken as dropped");
+  }
 
   // Emits pending events and runs the cache clean-up, with the lock released.
-  void flush(Lock& lk) {
+  void flush() TP_REQUIRES(mu) {
     if (pending.empty() && !clean_pending) return;
     std::vector<ResidencyEvent> events;
     events.swap(pending);
     bool clean = clean_pending && config.policy.clean_caches && options.clean_caches;
     clean_pending = false;
-    lk.unlock();
+    mu.unlock();
     if (clean) {
       try {
         options.clean_caches();
@@ -308,7 +416,7 @@ struct ModelLease::Core {
     }
     std::vector<std::pair<int, std::shared_ptr<EventCallback>>> subs;
     {
-      std::lock_guard<std::mutex> g(subscribers_mu);
+      MutexLock g(subscribers_mu);
       for (const auto& sub : subscribers) subs.push_back(sub);
       ++dispatching;
     }
@@ -320,7 +428,7 @@ struct ModelLease::Core {
                       << ev.bytes << " bytes, " << ev.ms << " ms" << (ev.failed ? ", failed: " + ev.error : "") << ")");
       for (const auto& [id, cb] : subs) {
         {
-          std::lock_guard<std::mutex> g(subscribers_mu);
+          MutexLock g(subscribers_mu);
           if (!subscribers.count(id)) continue;  // unsubscribed meanwhile
         }
         try {
@@ -332,16 +440,16 @@ struct ModelLease::Core {
     }
     in_callback = nested;
     {
-      std::lock_guard<std::mutex> g(subscribers_mu);
+      MutexLock g(subscribers_mu);
       --dispatching;
     }
     dispatch_done.notify_all();
-    lk.lock();
+    mu.lock();
   }
 
   // Drops host copies, least recently used first, until `bytes` more fit in
   // the host budget. Never touches `keep` or entries in transition.
-  bool make_host_room(uint64_t bytes, const Entry* keep) {
+  bool make_host_room(uint64_t bytes, const Entry* keep) TP_REQUIRES(mu) {
     uint64_t held = host_bytes_held() + host_inflight;  // copies being made count already
     if (held + bytes <= host_budget) return true;
     std::vector<Entry*> copies;
@@ -355,7 +463,7 @@ struct ModelLease::Core {
       if (held + bytes <= host_budget) break;
       held -= c->host_bytes;
       ResidencyEvent ev = make_event(c->config.name, Tier::kHost, Tier::kDisk, Reason::kLru, c->host_bytes);
-      c->weights->drop_host();
+      drop_weights(*c, false, true);
       c->host_bytes = 0;
       if (c->state == ModelState::kOffloaded || c->state == ModelState::kFailed) {
         c->tier = Tier::kDisk;
@@ -367,7 +475,7 @@ struct ModelLease::Core {
   }
 
   // Moves a resident, unleased model off the device.
-  UnloadReport evict(Lock& lk, Entry& e, Tier to, Reason reason) {
+  UnloadReport evict(Entry& e, Tier to, Reason reason) TP_REQUIRES(mu) {
     TP_ASSERT(e.state == ModelState::kResident && e.leases == 0 && to != Tier::kDevice);
     if (to == Tier::kHost && !make_host_room(e.host_bytes ? 0 : e.device_bytes, &e)) to = Tier::kDisk;
     e.state = ModelState::kUnloading;
@@ -378,21 +486,20 @@ struct ModelLease::Core {
     TimePoint t0 = options.clock->now();
     bool had_host = e.host_bytes > 0;
 
-    lk.unlock();
+    mu.unlock();
     Status moved = ok_status();
     if (to == Tier::kHost) {
-      moved = e.weights->offload_to_host({});
+      auto offloaded = call_host(weights_label(e), [&] { return e.weights->offload_to_host(transfer_context(e, Tier::kDevice, Tier::kHost, nullptr)); });
+      moved = offloaded ? std::move(*offloaded) : Status(tl::unexpected(offloaded.error()));
       if (!moved) {
         TP_LOG(kWarn, "registry", e.config.name << ": no host copy (" << moved.error().message << "); dropping to disk");
-        e.weights->drop_device();
-        e.weights->drop_host();
+        drop_weights(e, true, true);
         to = Tier::kDisk;
       }
     } else {
-      e.weights->drop_device();
-      e.weights->drop_host();
+      drop_weights(e, true, true);
     }
-    lk.lock();
+    mu.lock();
 
     host_inflight -= host_reserved;
     uint64_t free_after = device_info().free_bytes;
@@ -413,23 +520,37 @@ struct ModelLease::Core {
   }
 
   // Evicts the legal ones among `evs`; returns how many it evicted.
-  int evict_all(Lock& lk, const std::vector<Eviction>& evs, const Entry* incoming) {
+  int evict_all(const std::vector<Eviction>& evs, const Entry* incoming) TP_REQUIRES(mu) {
     int n = 0;
     for (const auto& ev : evs) {
       if (Entry* v = legal_victim(ev, incoming)) {
-        evict(lk, *v, ev.to, ev.reason);
+        evict(*v, ev.to, ev.reason);
         ++n;
       }
     }
     return n;
   }
 
+  // The backend's weights for `config` and their device size, or its error;
+  // kInternal when the backend or the weights throw.
+  Expected<std::pair<std::unique_ptr<ModelWeights>, uint64_t>> open_weights(const ModelConfig& config) const
+      TP_EXCLUDES(mu) {
+    auto opened = call_host("the weight backend opening '" + config.name + "'",
+                            [&]() -> Expected<std::pair<std::unique_ptr<ModelWeights>, uint64_t>> {
+                              TP_ASSIGN_OR_RETURN(auto weights, options.backend->open(config));
+                              const uint64_t bytes = weights->device_bytes();
+                              return std::make_pair(std::move(weights), bytes);
+                            });
+    if (!opened) return tl::unexpected(opened.error());
+    return std::move(*opened);
+  }
+
   // Admits and loads `e` (not resident, not in transition).
-  Status load(Lock& lk, Entry& e, Reason reason, bool allow_evict, const std::atomic<bool>* cancel) {
+  Status load(Entry& e, Reason reason, bool allow_evict, const std::atomic<bool>* cancel) TP_REQUIRES(mu) {
     TP_ASSERT(!e.in_transition() && e.state != ModelState::kResident);
     const ModelState prev_state = e.state;
     e.state = ModelState::kLoading;  // claims the single flight
-    auto give_up = [&](Error err, bool failed) -> Status {
+    auto give_up = [&](Error err, bool failed) TP_REQUIRES(mu) -> Status {
       e.state = failed ? ModelState::kFailed : prev_state;
       if (failed) {
         e.last_error = err.message;
@@ -444,12 +565,12 @@ struct ModelLease::Core {
     };
 
     if (!e.weights) {
-      lk.unlock();
-      auto opened = options.backend->open(e.config);
-      lk.lock();
+      mu.unlock();
+      auto opened = open_weights(e.config);
+      mu.lock();
       if (!opened) return give_up(opened.error(), true);
-      e.weights = std::move(*opened);
-      e.weight_bytes = e.weights->device_bytes();
+      e.weight_bytes = opened->second;
+      e.weights = std::move(opened->first);
     }
 
     const auto deadline = std::chrono::steady_clock::now() + config.admission_timeout;
@@ -457,17 +578,19 @@ struct ModelLease::Core {
     for (;;) {
       if (closed) return give_up({ErrorCode::kFailedPrecondition, "the registry is shutting down"}, false);
       if (cancel && cancel->load()) return give_up({ErrorCode::kCancelled, "loading '" + e.config.name + "' was cancelled"}, false);
-      Admission a = admit(e);
+      auto admitted = admit(e);
+      if (!admitted) return give_up(admitted.error(), false);  // a policy threw: nothing moved yet
+      Admission& a = *admitted;
       if (a.fits && a.evictions.empty()) break;
       if (a.fits && allow_evict) {
-        if (evict_all(lk, a.evictions, &e) > 0) continue;
+        if (evict_all(a.evictions, &e) > 0) continue;
       }
       bool may_wait = a.leased_bytes > 0 || a.busy || reserved_bytes > 0;
       if (may_wait && std::chrono::steady_clock::now() < deadline) {
         if (!waited) ++stats.admission_waits;
         waited = true;
         // In slices, so that a cancel (which does not notify cv) is seen promptly.
-        cv.wait_until(lk, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(10)));
+        cv.wait_until(mu, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(10)));
         continue;
       }
       ++stats.admission_failures;
@@ -478,12 +601,12 @@ struct ModelLease::Core {
     reserved_bytes += need;
     const Tier from = e.host_bytes > 0 ? Tier::kHost : Tier::kDisk;
     const TimePoint t0 = options.clock->now();
-    lk.unlock();
-    TransferContext ctx;
-    ctx.cancel = cancel;
-    Status loaded = e.weights->load_to_device(ctx);
-    if (!loaded) e.weights->drop_device();  // a failed load leaves nothing on the device
-    lk.lock();
+    mu.unlock();
+    TransferContext ctx = transfer_context(e, from, Tier::kDevice, cancel);
+    auto called = call_host(weights_label(e), [&] { return e.weights->load_to_device(ctx); });
+    Status loaded = called ? std::move(*called) : Status(tl::unexpected(called.error()));
+    if (!loaded) drop_weights(e, true, false);  // a failed load leaves nothing on the device
+    mu.lock();
     reserved_bytes -= need;
     if (!loaded) {
       bool was_cancel = loaded.error().code == ErrorCode::kCancelled;
@@ -518,23 +641,23 @@ struct ModelLease::Core {
   }
 
   // Makes `e` resident (waiting out or performing a load).
-  Status ensure_resident(Lock& lk, Entry& e, Reason reason, bool allow_evict, const std::atomic<bool>* cancel,
-                         bool* loaded_here) {
+  Status ensure_resident(Entry& e, Reason reason, bool allow_evict, const std::atomic<bool>* cancel,
+                         bool* loaded_here) TP_REQUIRES(mu) {
     for (;;) {
       if (closed) return failed_precondition("the registry is shutting down");
       if (e.state == ModelState::kResident) return ok_status();
       if (e.in_transition()) {
         if (loaded_here) *loaded_here = true;  // waited for a load: a miss
-        wait_stable(lk, e);
+        wait_stable(e);
         continue;
       }
       if (loaded_here) *loaded_here = true;
-      TP_TRY(load(lk, e, reason, allow_evict, cancel));
+      TP_TRY(load(e, reason, allow_evict, cancel));
     }
   }
 
-  void release(Entry& e) {
-    Lock lk(mu);
+  void release(Entry& e) TP_EXCLUDES(mu) {
+    MutexLock lk(mu);
     TP_ASSERT(e.leases > 0);
     --e.leases;
     e.last_use = options.clock->now();
@@ -542,66 +665,82 @@ struct ModelLease::Core {
       RegistryView v = view();
       const ModelView* mv = v.find(e.config.name);
       std::optional<Eviction> act;
-      for (const auto& p : chain)
-        if ((act = p->on_idle(v, *mv))) break;
+      for (const auto& p : chain) {
+        auto answer = call_host(policy_label(*p), [&] { return p->on_idle(v, *mv); });
+        if (!answer) {
+          log_host_error(answer.error(), "in on_idle(" + e.config.name + "); its answer is ignored");
+          continue;
+        }
+        if ((act = std::move(*answer))) break;
+      }
       if (act && act->to != Tier::kDevice) {
-        evict(lk, e, act->to, act->reason);
+        evict(e, act->to, act->reason);
       } else if (e.idle_timeout_s == 0) {
-        evict(lk, e, e.idle_unload_to, Reason::kTtl);
+        evict(e, e.idle_unload_to, Reason::kTtl);
       }
     }
     cv.notify_all();
     kick = true;
     background_cv.notify_all();
-    flush(lk);
+    flush();
   }
 
-  std::optional<TimePoint> tick(Lock& lk) {
+  std::optional<TimePoint> tick() TP_REQUIRES(mu) {
     // Idle timeouts.
     TimePoint now = options.clock->now();
     for (auto& e : entries) {
       if (e->state != ModelState::kResident || e->leases > 0) continue;
-      if (auto t = expires_at(*e); t && *t <= now) evict(lk, *e, e->idle_unload_to, Reason::kTtl);
+      if (auto t = expires_at(*e); t && *t <= now) evict(*e, e->idle_unload_to, Reason::kTtl);
     }
     // LRU limits.
     {
       RegistryView v = view();
       std::vector<Eviction> evs;
-      for (const auto& p : chain)
-        for (auto& ev : p->enforce_limits(v, nullptr)) evs.push_back(std::move(ev));
-      evict_all(lk, evs, nullptr);
+      for (const auto& p : chain) {
+        auto answer = call_host(policy_label(*p), [&] { return p->enforce_limits(v, nullptr); });
+        if (!answer) {
+          log_host_error(answer.error(), "in enforce_limits(); its answer is ignored");
+          continue;
+        }
+        for (auto& ev : *answer) evs.push_back(std::move(ev));
+      }
+      evict_all(evs, nullptr);
     }
     // Pressure: keep min_free_bytes free, counting other processes.
     if (config.policy.min_free_bytes > 0) {
       RegistryView v = view();
       if (v.device.total_bytes > 0 && v.device.free_bytes < config.policy.min_free_bytes) {
         uint64_t need = config.policy.min_free_bytes - v.device.free_bytes;
-        int n = evict_all(lk, select_victims(v, need, Reason::kPressure), nullptr);
-        if (n == 0)
+        auto victims = select_victims(v, need, Reason::kPressure);
+        if (!victims) log_host_error(victims.error(), "in select_victims(); no eviction for pressure this time");
+        int n = victims ? evict_all(*victims, nullptr) : 0;
+        if (victims && n == 0)
           TP_LOG(kDebug, "registry", "under pressure (" << v.device.free_bytes << " bytes free) but nothing is evictable");
       }
     }
     std::optional<TimePoint> next;
     for (const auto& e : entries)
       if (auto t = expires_at(*e); t && (!next || *t < *next)) next = t;
-    flush(lk);
+    flush();
     return next;
   }
 
-  void background_loop() {
-    Lock lk(mu);
+  void background_loop() TP_EXCLUDES(mu) {
+    MutexLock lk(mu);
     while (!stop) {
-      std::optional<TimePoint> next = tick(lk);
+      std::optional<TimePoint> next = tick();
       if (stop) break;
       Duration wait = config.monitor_interval;
       if (next && options.clock->is_real_time())
         wait = std::clamp<Duration>(*next - options.clock->now(), std::chrono::milliseconds(1), wait);
-      background_cv.wait_for(lk, wait, [&] { return stop || kick; });
+      const auto until = std::chrono::steady_clock::now() + wait;
+      while (!stop && !kick)
+        if (background_cv.wait_until(mu, until) == std::cv_status::timeout) break;
       kick = false;
     }
   }
 
-  ModelInfo info_of(const Entry& e) const {
+  ModelInfo info_of(const Entry& e) const TP_REQUIRES(mu) {
     ModelInfo i;
     i.name = e.config.name;
     i.source = e.config.source;
@@ -690,18 +829,21 @@ Expected<std::unique_ptr<ModelRegistry>> ModelRegistry::create(RegistryConfig co
 
   std::unique_ptr<ModelRegistry> registry(new ModelRegistry(core));
   {
-    ModelLease::Core::Lock lk(core->mu);
+    ModelLease::Core::MutexLock lk(core->mu);
     RegistryView v = core->view();
     std::vector<std::string> eager;
-    for (const auto& p : core->chain)
-      for (auto& n : p->preload(v)) eager.push_back(std::move(n));
+    for (const auto& p : core->chain) {
+      auto names = call_host(policy_label(*p), [&] { return p->preload(v); });
+      if (!names) return tl::unexpected(names.error());  // before any load: nothing to roll back
+      for (auto& n : *names) eager.push_back(std::move(n));
+    }
     for (const auto& name : eager) {
       auto e = core->find(name);
       if (!e || (*e)->state == ModelState::kResident) continue;
-      if (auto st = core->ensure_resident(lk, **e, Reason::kEager, /*allow_evict=*/false, nullptr, nullptr); !st)
+      if (auto st = core->ensure_resident(**e, Reason::kEager, /*allow_evict=*/false, nullptr, nullptr); !st)
         TP_LOG(kWarn, "registry", "eager load of '" << name << "' skipped: " << st.error().message);
     }
-    core->flush(lk);
+    core->flush();
   }
   if (core->options.background_thread) core->background = std::thread([c = core.get()] { c->background_loop(); });
   return registry;
@@ -709,7 +851,7 @@ Expected<std::unique_ptr<ModelRegistry>> ModelRegistry::create(RegistryConfig co
 
 ModelRegistry::~ModelRegistry() {
   {
-    std::lock_guard<std::mutex> lk(core_->mu);
+    ModelLease::Core::MutexLock lk(core_->mu);
     core_->closed = true;
     core_->stop = true;
   }
@@ -718,15 +860,15 @@ ModelRegistry::~ModelRegistry() {
   if (core_->background.joinable()) core_->background.join();
   {
     // No callback runs after the registry is gone, even from a lease released on another thread.
-    std::unique_lock<std::mutex> g(core_->subscribers_mu);
+    ModelLease::Core::MutexLock g(core_->subscribers_mu);
     core_->subscribers.clear();
-    core_->wait_dispatch(g);
+    core_->wait_dispatch();
   }
   // Live leases keep core_ alive; the last one frees the models.
 }
 
 std::vector<ModelInfo> ModelRegistry::list() const {
-  std::lock_guard<std::mutex> lk(core_->mu);
+  ModelLease::Core::MutexLock lk(core_->mu);
   std::vector<ModelInfo> out;
   out.reserve(core_->entries.size());
   for (const auto& e : core_->entries) out.push_back(core_->info_of(*e));
@@ -734,18 +876,18 @@ std::vector<ModelInfo> ModelRegistry::list() const {
 }
 
 Expected<ModelInfo> ModelRegistry::info(std::string_view name) const {
-  std::lock_guard<std::mutex> lk(core_->mu);
+  ModelLease::Core::MutexLock lk(core_->mu);
   TP_ASSIGN_OR_RETURN(auto* e, core_->find(name));
   return core_->info_of(*e);
 }
 
 Expected<ModelLease> ModelRegistry::acquire(std::string_view name, const AcquireOptions& options) {
-  ModelLease::Core::Lock lk(core_->mu);
+  ModelLease::Core::MutexLock lk(core_->mu);
   TP_ASSIGN_OR_RETURN(ModelLease::Entry * e, core_->find(name));
   bool missed = false;
-  Status st = core_->ensure_resident(lk, *e, Reason::kLazy, true, options.cancel, &missed);
+  Status st = core_->ensure_resident(*e, Reason::kLazy, true, options.cancel, &missed);
   if (!st) {
-    core_->flush(lk);
+    core_->flush();
     return tl::unexpected(st.error());
   }
   ++e->leases;  // taken under the same lock hold that saw the model resident
@@ -753,40 +895,42 @@ Expected<ModelLease> ModelRegistry::acquire(std::string_view name, const Acquire
   e->last_use = core_->options.clock->now();
   ++(missed ? core_->stats.misses : core_->stats.hits);
   ModelView v = core_->view_of(*e);
-  for (const auto& p : core_->chain) p->on_access(v);
-  core_->flush(lk);
+  for (const auto& p : core_->chain)  // a notification: the lease stands whatever it does
+    if (auto st = call_host(policy_label(*p), [&] { p->on_access(v); }); !st)
+      log_host_error(st.error(), "in on_access(" + e->config.name + "); ignored");
+  core_->flush();
   return ModelLease(core_, e);
 }
 
 Status ModelRegistry::preload(std::string_view name) {
-  ModelLease::Core::Lock lk(core_->mu);
+  ModelLease::Core::MutexLock lk(core_->mu);
   TP_ASSIGN_OR_RETURN(ModelLease::Entry * e, core_->find(name));
-  Status st = core_->ensure_resident(lk, *e, Reason::kExplicit, true, nullptr, nullptr);
-  core_->flush(lk);
+  Status st = core_->ensure_resident(*e, Reason::kExplicit, true, nullptr, nullptr);
+  core_->flush();
   return st;
 }
 
 Expected<UnloadReport> ModelRegistry::unload(std::string_view name, Tier to) {
   if (to == Tier::kDevice) return invalid_argument("unload: the target tier must be host or disk");
-  ModelLease::Core::Lock lk(core_->mu);
+  ModelLease::Core::MutexLock lk(core_->mu);
   TP_ASSIGN_OR_RETURN(ModelLease::Entry * e, core_->find(name));
-  core_->wait_stable(lk, *e);
+  core_->wait_stable(*e);
   if (e->leases > 0)
     return failed_precondition("model '" + e->config.name + "' has " + std::to_string(e->leases) +
                                " live lease(s); it cannot be unloaded until they are released");
   UnloadReport report{e->tier, e->tier, 0, 0};
   if (e->state == ModelState::kResident) {
-    report = core_->evict(lk, *e, to, Reason::kExplicit);
+    report = core_->evict(*e, to, Reason::kExplicit);
   } else if (to == Tier::kDisk && e->host_bytes > 0) {
     report = {Tier::kHost, Tier::kDisk, e->host_bytes, 0};
-    e->weights->drop_host();
+    ModelLease::Core::drop_weights(*e, false, true);
     core_->record_event(make_event(e->config.name, Tier::kHost, Tier::kDisk, Reason::kExplicit, e->host_bytes));
     e->host_bytes = 0;
     e->tier = Tier::kDisk;
     if (e->state == ModelState::kOffloaded) e->state = ModelState::kUnloaded;
     ++core_->stats.evictions_by_reason[static_cast<size_t>(Reason::kExplicit)];
   }
-  core_->flush(lk);
+  core_->flush();
   return report;
 }
 
@@ -808,7 +952,7 @@ Status ModelRegistry::unload_all(Tier to) {
 }
 
 Expected<LoadPlan> ModelRegistry::plan(std::string_view name) const {
-  ModelLease::Core::Lock lk(core_->mu);
+  ModelLease::Core::MutexLock lk(core_->mu);
   TP_ASSIGN_OR_RETURN(ModelLease::Entry * e, core_->find(name));
   LoadPlan p;
   p.model = e->config.name;
@@ -824,14 +968,14 @@ Expected<LoadPlan> ModelRegistry::plan(std::string_view name) const {
   if (!e->weights) {
     ModelConfig cfg = e->config;
     lk.unlock();
-    auto opened = core_->options.backend->open(cfg);
+    auto opened = core_->open_weights(cfg);
     lk.lock();
     if (!opened) return tl::unexpected(opened.error());
     probe_entry.config = cfg;
-    probe_entry.weight_bytes = (*opened)->device_bytes();
+    probe_entry.weight_bytes = opened->second;
     subject = &probe_entry;
   }
-  Admission a = core_->admit(*subject);
+  TP_ASSIGN_OR_RETURN(Admission a, core_->admit(*subject));
   p.from = e->host_bytes > 0 ? Tier::kHost : Tier::kDisk;
   p.bytes_to_move = subject->weight_bytes;
   p.needed_bytes = a.need;
@@ -847,12 +991,12 @@ Expected<LoadPlan> ModelRegistry::plan(std::string_view name) const {
 }
 
 std::optional<TimePoint> ModelRegistry::tick() {
-  ModelLease::Core::Lock lk(core_->mu);
-  return core_->tick(lk);
+  ModelLease::Core::MutexLock lk(core_->mu);
+  return core_->tick();
 }
 
 RegistryStats ModelRegistry::stats() const {
-  std::lock_guard<std::mutex> lk(core_->mu);
+  ModelLease::Core::MutexLock lk(core_->mu);
   RegistryStats s = core_->stats;
   s.device_bytes = 0;
   for (const auto& e : core_->entries) s.device_bytes += e->device_bytes;
@@ -863,16 +1007,16 @@ RegistryStats ModelRegistry::stats() const {
 const RegistryConfig& ModelRegistry::config() const { return core_->config; }
 
 int ModelRegistry::subscribe(EventCallback callback) {
-  std::lock_guard<std::mutex> g(core_->subscribers_mu);
+  ModelLease::Core::MutexLock g(core_->subscribers_mu);
   int id = core_->next_subscriber++;
   core_->subscribers.emplace(id, std::make_shared<EventCallback>(std::move(callback)));
   return id;
 }
 
 Status ModelRegistry::unsubscribe(int id) {
-  std::unique_lock<std::mutex> g(core_->subscribers_mu);
+  ModelLease::Core::MutexLock g(core_->subscribers_mu);
   if (!core_->subscribers.erase(id)) return not_found("no event subscription with id " + std::to_string(id));
-  core_->wait_dispatch(g);
+  core_->wait_dispatch();
   return ok_status();
 }
 

@@ -18,16 +18,37 @@ Error file_error(int err, const std::filesystem::path& path, std::string_view ac
                          std::error_code(err, std::generic_category()).message()};
 }
 
+namespace {
+
+// What a non-regular file is, for messages.
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a named pipe (FIFO)";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "a special file";
+}
+
+}  // namespace
+
 Expected<ReadOnlyFile> ReadOnlyFile::open(const std::filesystem::path& path) {
+  // O_NONBLOCK: opening a FIFO without it blocks until a writer appears (and a
+  // device may block too). It has no effect on regular files, and it is
+  // cleared below once fstat has shown a regular file.
   int fd;
   do {
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   } while (fd < 0 && errno == EINTR);
   if (fd < 0) return tl::unexpected(file_error(errno, path, "open"));
   ReadOnlyFile file(fd, 0, path.string());  // closes fd on every return below
   struct stat st {};
   if (::fstat(fd, &st) != 0) return tl::unexpected(file_error(errno, path, "stat"));
-  if (!S_ISREG(st.st_mode)) return invalid_argument(path.string() + ": not a regular file");
+  if (!S_ISREG(st.st_mode))
+    return invalid_argument(path.string() + ": is " + file_kind(st.st_mode) + ", not a regular file");
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0)
+    return tl::unexpected(file_error(errno, path, "clear O_NONBLOCK on"));
   file.size_ = static_cast<uint64_t>(st.st_size);
   return file;
 }

@@ -3,8 +3,11 @@
 // ReadOnlyFile wraps an fd opened O_RDONLY|O_CLOEXEC on a regular file and
 // reads with pread, so one object may serve concurrent readers. Errors name the
 // path. errno maps to codes as: ENOENT/ENOTDIR -> kNotFound, EACCES/EPERM ->
-// kFailedPrecondition, anything else -> kUnavailable; a non-regular file is
-// kInvalidArgument and a file that ends early while being read is kDataLoss.
+// kFailedPrecondition, anything else -> kUnavailable; a non-regular file
+// (directory, FIFO, device, socket) is kInvalidArgument ("<path>: is a
+// directory, not a regular file"), refused without blocking: the open uses
+// O_NONBLOCK, cleared once fstat shows a regular file. A file that ends early
+// while being read is kDataLoss.
 //
 // Threading: a ReadOnlyFile is immutable after open(); read_at() is safe from
 // any number of threads at once.

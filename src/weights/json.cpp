@@ -126,7 +126,9 @@ Expected<json> parse_json(std::string_view text, std::string_view what, std::str
   json value;
   try {
     value = json::parse(text.begin(), text.end(), callback);
-  } catch (const json::exception& e) {
+  } catch (const json::parse_error& e) {
+    return invalid_argument(w + ": invalid JSON at byte " + std::to_string(e.byte) + ": " + e.what());
+  } catch (const json::exception& e) {  // e.g. out_of_range: a number beyond a double ("1e999")
     return invalid_argument(w + ": invalid JSON: " + e.what());
   } catch (const std::bad_alloc&) {
     return resource_exhausted(w + ": out of memory while parsing JSON");

@@ -23,7 +23,7 @@ namespace tp::detail {
 inline constexpr int kMaxJsonDepth = 64;
 
 // Parses `text` as one JSON value. Errors are kInvalidArgument and start with
-// `what`: "<what>: invalid JSON: ...", "<what>: duplicate <top_key_label> 'k'",
+// `what`: "<what>: invalid JSON at byte N: ...", "<what>: invalid JSON: ...", "<what>: duplicate <top_key_label> 'k'",
 // "<what>: duplicate key 'k' in 'parent'", "<what>: JSON nested deeper than 64".
 Expected<nlohmann::json> parse_json(std::string_view text, std::string_view what,
                                     std::string_view top_key_label = "key");

@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <string>
 
 #include "twistedpic/config.h"
 
@@ -10,6 +12,7 @@ namespace tp {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 TEST(ConfigTest, SeedImageModelsMapDirectly) {
   // The seed's IMAGE_MODELS dictionary, as JSON.
@@ -158,6 +161,69 @@ TEST(ConfigTest, ByteSizes) {
   EXPECT_FALSE(parse_byte_size("GiB"));
   EXPECT_FALSE(parse_byte_size("1.2.3GB"));
   EXPECT_FALSE(parse_byte_size("99999999999TiB"));
+}
+
+// Sizes between 2^63 and 2^64 used to wrap (llround into a signed long long);
+// now every size that fits in uint64_t is exact and the rest are refused.
+TEST(ConfigTest, ByteSizesUpToUint64Max) {
+  EXPECT_EQ(parse_byte_size("9223372036854775808").value(), 9223372036854775808ull);  // 2^63
+  EXPECT_EQ(parse_byte_size("10000000000000000000").value(), 10000000000000000000ull);
+  EXPECT_EQ(parse_byte_size("18446744073709551615").value(), 18446744073709551615ull);  // UINT64_MAX
+  EXPECT_EQ(parse_byte_size("10000000TB").value(), 10000000000000000000ull);
+  EXPECT_EQ(parse_byte_size("16777215TiB").value(), 16777215ull << 40);
+  EXPECT_FALSE(parse_byte_size("15.5EB"));  // no such unit
+  EXPECT_FALSE(parse_byte_size("9.5e18"));  // no exponents
+  EXPECT_EQ(parse_byte_size("10000000.5TB").value(), 10000000500000000000ull);
+  const std::string huge_fraction = std::string(400, '9') + ".5";  // beyond a double
+  for (const std::string& too_large : {std::string("18446744073709551616"), std::string("99999999999999999999999999"),
+                                      std::string("16777216TiB"), std::string("18446744.1TB"),
+                                      std::string("18446745TB"), std::string(300, '9') + ".5", huge_fraction}) {
+    auto size = parse_byte_size(too_large);
+    ASSERT_FALSE(size) << too_large << " -> " << *size;
+    EXPECT_EQ(size.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_THAT(size.error().message, HasSubstr("is too large"));
+  }
+  // In a config, the error names the field.
+  auto c = parse_registry_config(R"({"models": {"a": {"model_id": "x", "workspace_bytes": "18446744073709551616"}}})",
+                                 "twistedpic.json");
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_THAT(c.error().message, HasSubstr("twistedpic.json: models.a.workspace_bytes: '18446744073709551616' is too large"));
+  auto big = parse_registry_config(R"({"models": {"a": {"model_id": "x"}}, "host_budget_bytes": "10000000000000000000"})");
+  ASSERT_TRUE(big) << big.error().to_string();
+  EXPECT_EQ(big->host_budget_bytes.value(), 10000000000000000000ull);
+}
+
+// nlohmann keeps the last of duplicate keys; a config refuses them, naming the key.
+TEST(ConfigTest, DuplicateKeysAreErrorsNamingTheKey) {
+  struct Case {
+    const char* json;
+    const char* message;
+  };
+  for (const Case& c : {
+           Case{R"({"models": {"a": {"model_id": "x"}, "a": {"model_id": "y"}}})", "duplicate key 'a' in 'models'"},
+           Case{R"({"models": {"a": {"model_id": "x"}}, "models": {"b": {"model_id": "y"}}})", "duplicate key 'models'"},
+           Case{R"({"models": {"a": {"model_id": "x", "pinned": true, "pinned": false}}})", "duplicate key 'pinned' in 'a'"},
+           Case{R"({"models": {"a": {"model_id": "x"}}, "policy": {"lru": {"max_models": 1, "max_models": 2}}})",
+                "duplicate key 'max_models' in 'lru'"},
+       }) {
+    auto config = parse_registry_config(c.json, "twistedpic.json");
+    ASSERT_FALSE(config) << c.json;
+    EXPECT_EQ(config.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_THAT(config.error().message, HasSubstr(c.message));
+    EXPECT_EQ(config.error().message.rfind("twistedpic.json: ", 0), 0u) << config.error().message;
+  }
+}
+
+TEST(ConfigTest, DirectoryIsInvalidArgumentSayingSo) {
+  const std::string dir = ::testing::TempDir() + "/tp_config_test_dir.json";
+  std::filesystem::create_directories(dir);
+  auto config = load_registry_config(dir);
+  std::filesystem::remove_all(dir);
+  ASSERT_FALSE(config);
+  EXPECT_EQ(config.error().code, ErrorCode::kInvalidArgument) << config.error().message;
+  EXPECT_THAT(config.error().message, HasSubstr(": is a directory, not a regular file"));
+  EXPECT_THAT(config.error().message, Not(HasSubstr("invalid JSON")));
 }
 
 TEST(ConfigTest, FileErrorsNameTheFile) {

@@ -15,10 +15,12 @@
 // cancellation mid-load (alone, and with a second acquirer waiting on the same
 // load); the registry destroyed with live leases; event callbacks that throw.
 //
-// DISABLED_ tests are library bugs found here (issue 9's report), each written
-// as the behaviour to expect, to enable once fixed: a cancel not seen while
-// waiting in admission, a throwing host MemoryPolicy or clean_caches callback,
-// concurrent offloads overcommitting the host budget.
+// Library bugs found here (issue 9's report) were first written as DISABLED_
+// tests stating the behaviour to expect; all are fixed and enabled: a cancel
+// not seen while waiting in admission, a throwing host MemoryPolicy or
+// clean_caches callback, concurrent offloads overcommitting the host budget,
+// and the mid-load short read, which was timing-dependent until the
+// truncation moved to the arena allocation.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -289,22 +291,28 @@ TEST(RegistryFaultTest, FileShrunkAfterTheRegistryOpenedItIsDataLoss) {
   h.expect_all_released();
 }
 
-// Disabled: timing-dependent. With parallel readers the tail chunks may be read
-// before the truncation on the second copy, so the load can succeed (seen once
-// under TSAN in a fresh clone). Needs a read hook in the engine to be exact.
-TEST(RegistryFaultTest, DISABLED_ShortReadInTheMiddleOfALoadIsDataLoss) {
+// The file loses its tail while the load holds it open. Deterministic, with
+// any number of readers: the truncation happens when the load allocates its
+// arena, after it opened the file and checked its size and before it reads
+// any chunk, so the head's chunks read fine and the first read of the tail,
+// by whichever reader, hits the end of the file. (Truncating on the n-th copy
+// instead raced with the other reader, which could read the tail first.)
+TEST(RegistryFaultTest, ShortReadInTheMiddleOfALoadIsDataLoss) {
   ScratchDir dir;
   RealRegistry h(dir);
-  // After the second chunk reached the device, the file loses its tail: the
-  // readers, holding the file open, hit its end mid-load.
   const auto size = std::filesystem::file_size(h.file_a());
   const std::filesystem::path file = h.file_a();
-  h.device().on_copy([&](int n) {
-    if (n == 2) std::filesystem::resize_file(file, size - 10 * kChunk);
+  std::atomic<bool> truncated{false};
+  h.device().on_allocate([&](int n) {
+    if (n == 1) {  // the arena: "a" converts nothing, so no scratch buffers
+      std::filesystem::resize_file(file, size - 10 * kChunk);
+      truncated = true;
+    }
     return ok_status();
   });
   auto lease = h.registry().acquire("a");
-  h.device().on_copy(nullptr);
+  h.device().on_allocate(nullptr);
+  ASSERT_TRUE(truncated);
   ASSERT_FALSE(lease);
   EXPECT_EQ(lease.error().code, ErrorCode::kDataLoss) << lease.error().message;
   EXPECT_THAT(lease.error().message, HasSubstr(file.string()));
@@ -706,10 +714,12 @@ TEST(RegistryFaultTest, ConcurrentOffloadsRespectTheHostBudget) {
   EXPECT_LE(registry->stats().host_bytes, 6 * kGiB);
 }
 
-// A host MemoryPolicy that throws. Disabled: it fails today (see the note in
-// issue 9's report): the exception leaves acquire() with the incoming model
-// stuck in kLoading, so every later acquire of it waits forever. Enable once
-// the registry contains policy exceptions.
+// A host MemoryPolicy that throws (once) while admitting a load. It used to
+// leave acquire() with the incoming model stuck in kLoading, so that every
+// later acquire of it waited forever. Now the acquire fails with kInternal
+// naming the policy, the load is rolled back (nothing was evicted, no bytes
+// are held for it), and the next acquire asks the policy again.
+// tests/unit/registry/host_exceptions_test.cpp covers every other hook.
 class ThrowingPolicy final : public MemoryPolicy {
  public:
   std::string_view name() const override { return "throwing"; }
@@ -722,7 +732,7 @@ class ThrowingPolicy final : public MemoryPolicy {
   std::atomic<bool> throws_{true};
 };
 
-TEST(RegistryFaultTest, DISABLED_ThrowingHostPolicyLeavesTheRegistryUsable) {
+TEST(RegistryFaultTest, ThrowingHostPolicyLeavesTheRegistryUsable) {
   ScratchDir dir;
   const std::string model = f32_file(kElementsA, 1);
   write_file(dir / "a/model.safetensors", model);
@@ -744,15 +754,22 @@ TEST(RegistryFaultTest, DISABLED_ThrowingHostPolicyLeavesTheRegistryUsable) {
   o.policies = {std::make_shared<ThrowingPolicy>()};
   auto registry = ModelRegistry::create(c, o).value();
   { auto a = registry->acquire("a").value(); }
-  try {
-    auto b = registry->acquire("b");
-    EXPECT_FALSE(b);
-  } catch (...) {
-    // Either contained as an error or propagated: the registry must stay usable.
-  }
+  const uint64_t a_bytes = registry->info("a")->device_bytes;
+  ASSERT_EQ(device->allocated_bytes(), a_bytes);
+  Expected<ModelLease> failed = tl::unexpected(Error{});
+  ASSERT_NO_THROW(failed = registry->acquire("b"));
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().code, ErrorCode::kInternal) << failed.error().message;
+  EXPECT_THAT(failed.error().message, HasSubstr("policy 'throwing' threw: host policy bug"));
   ASSERT_NE(registry->info("b")->state, ModelState::kLoading) << "b is stuck loading: the next acquire would hang";
+  EXPECT_EQ(registry->info("b")->state, ModelState::kUnloaded);  // rolled back, not a failed load
+  EXPECT_EQ(registry->info("a")->state, ModelState::kResident);  // nothing was evicted
+  EXPECT_EQ(device->allocated_bytes(), a_bytes);                  // no bytes held for b
+  EXPECT_EQ(registry->stats().device_bytes, a_bytes);
   auto b = registry->acquire("b");
   ASSERT_TRUE(b) << b.error().to_string();
+  EXPECT_NE(registry->info("a")->state, ModelState::kResident);  // evicted for b this time
+  EXPECT_EQ(device->allocated_bytes(), registry->stats().device_bytes);
 }
 
 // RegistryOptions::clean_caches that throws: contained (it runs from

@@ -1,0 +1,138 @@
+// twistedpic: text-to-image generation with Stable Diffusion 3 / 3.5, natively
+// in LibTorch, from a diffusers folder (or a Hugging Face id in the local cache).
+//
+// Each network of a pipeline (the CLIP-L and CLIP-G text encoders, the optional
+// T5 encoder, the transformer, the VAE) is its own model in the registry, so
+// policies move them separately: the text encoders can leave the device after
+// encoding while the transformer stays, as diffusers' model offload does. A
+// network that two configured pipelines share (the same files in the same
+// dtype on the same device) is one registry model, loaded once.
+//
+//   TP_ASSIGN_OR_RETURN(tp::RegistryConfig config, tp::load_registry_config("models.json"));
+//   TP_ASSIGN_OR_RETURN(config, tp::expand_pipeline_components(std::move(config)));
+//   TP_ASSIGN_OR_RETURN(auto options, tp::default_registry_options());
+//   TP_ASSIGN_OR_RETURN(auto registry, tp::ModelRegistry::create(config, options));
+//   TP_ASSIGN_OR_RETURN(auto pipeline, tp::Pipeline::create(*registry, "sd35_medium"));
+//   tp::GenerateRequest request;
+//   request.prompts = {"a red circle on a white background"};
+//   TP_ASSIGN_OR_RETURN(tp::GenerateResult result, pipeline->generate(request));
+//   TP_TRY(tp::write_png(result.images[0], "out.png"));
+//
+// Threading: Pipeline::generate may be called from several threads at once
+// (each call takes its own leases). A Pipeline must not outlive its registry.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "twistedpic/config.h"
+#include "twistedpic/expected.h"
+#include "twistedpic/export.h"
+#include "twistedpic/image.h"
+#include "twistedpic/registry.h"
+
+namespace tp {
+inline namespace v0 {
+
+// Replaces every model of pipeline_type "sd3" in `config` by one registry
+// model per network, named "<model>/<component>" ("sd3/transformer"), and
+// records the mapping in config.pipelines. Networks that several pipelines
+// share become one model, named after the first pipeline that uses it. The
+// networks inherit the model's dtype, device, priority, pinning, eagerness
+// and policy overrides; the transformer gets its workspace_bytes.
+// Errors: kNotFound for a missing folder or component; kInvalidArgument for a
+// folder that is not a Stable Diffusion 3 pipeline; kUnimplemented for other
+// pipeline types.
+struct ExpandOptions {
+  // Where the text encoders go when their lease ends, overriding the model's
+  // policy: Tier::kHost frees the device for the transformer after encoding,
+  // as diffusers' model offload does, and brings them back at PCIe speed.
+  // Default: the model's policy.
+  std::optional<Tier> text_encoders_unload_after;
+};
+[[nodiscard]] TP_EXPORT Expected<RegistryConfig> expand_pipeline_components(RegistryConfig config,
+                                                                           const ExpandOptions& options = {});
+
+// Progress of one generate() call, reported after every denoising step.
+struct StepProgress {
+  int step = 0;   // 1-based
+  int steps = 0;
+  double elapsed_s = 0;  // since the call began
+};
+
+struct GenerateRequest {
+  // One image per prompt and images_per_prompt. At least one prompt.
+  std::vector<std::string> prompts;
+  // Empty (""), one for every prompt, or one per prompt.
+  std::vector<std::string> negative_prompts;
+  int images_per_prompt = 1;
+  // Pixels; 0: the model's default (the transformer's sample size times the
+  // VAE's scale factor). Multiples of the VAE scale times the patch size.
+  int width = 0, height = 0;
+  // Default: 28.
+  int steps = 28;
+  // Classifier-free guidance; 1 or less turns it off. Default: 7.
+  double guidance_scale = 7.0;
+  // The initial noise comes from one CPU generator seeded with `seed`, so an
+  // image does not depend on the device, and equals diffusers' for
+  // generator=torch.Generator().manual_seed(seed) in fp32.
+  uint64_t seed = 0;
+  // T5 tokens; CLIP always takes 77. Default: 256.
+  int max_sequence_length = 256;
+  // Called after every step; returning false cancels the call (kCancelled).
+  std::function<bool(const StepProgress&)> on_step;
+  // Set by another thread to cancel; checked between steps and networks.
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+struct GenerateTimings {
+  double encode_s = 0, denoise_s = 0, decode_s = 0, total_s = 0;
+  double acquire_s = 0;  // waiting for networks to load (part of the others)
+};
+
+struct GenerateResult {
+  std::vector<Image> images;  // prompt-major: all images of prompts[0] first
+  GenerateTimings timings;
+  std::vector<std::string> warnings;  // e.g. a truncated prompt
+};
+
+class TP_EXPORT Pipeline {
+ public:
+  // The pipeline `model` of `registry` (after expand_pipeline_components).
+  // Reads the networks' configs and the tokenizers; loads no weights.
+  // Errors: kNotFound for an unknown pipeline or a missing tokenizer;
+  // kInvalidArgument / kUnimplemented for configs it cannot run.
+  // REQUIRES: `registry` outlives the pipeline.
+  static Expected<std::unique_ptr<Pipeline>> create(ModelRegistry& registry, std::string_view model);
+  ~Pipeline();
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
+  // Errors: kInvalidArgument for bad sizes, empty prompts or mismatched
+  // negative prompts; kCancelled; the registry's errors when a network
+  // cannot be loaded (kResourceExhausted with its numbers); kInternal for a
+  // torch failure. Nothing stays leased after a failure.
+  Expected<GenerateResult> generate(const GenerateRequest& request);
+
+  const std::string& name() const;
+  int default_width() const;
+  int default_height() const;
+  // Sizes must be multiples of this.
+  int size_multiple() const;
+
+  struct Impl;
+
+ private:
+  friend struct PipelineAccess;  // internal: tests reach the implementation
+  explicit Pipeline(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace v0
+}  // namespace tp

@@ -1,0 +1,341 @@
+// ClipTokenizer: CLIP's byte-level BPE as transformers' CLIPTokenizer (a
+// tokenizers-library pipeline) runs it. See include/twistedpic/tokenizer.h.
+//
+// The pipeline, step by step as the tokenizers library does it:
+//   1. added tokens that are not "normalized" are cut out of the raw text;
+//   2. each remaining span is normalized: NFC, runs of whitespace to one
+//      space, lowercase (per character, full mapping: U+0130 -> "i" U+0307);
+//   3. "normalized" added tokens are cut out of the normalized span;
+//   4. CLIP's regex splits the rest into words, and the byte-level
+//      pre-tokenizer splits them again with GPT-2's regex (which changes
+//      only the words "<|startoftext|>" / "<|endoftext|>" that CLIP's regex
+//      keeps whole: they become "<|", the name, "|>");
+//   5. each word, as CLIP's byte characters with "</w>" on the last, goes
+//      through BPE: the pair of adjacent symbols with the lowest merge rank
+//      (then the leftmost) merges first, as tokenizers' Word::merge_all does;
+//   6. <|startoftext|> + the first max_length - 2 tokens + <|endoftext|>, padded.
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <queue>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <utf8proc.h>
+
+#include "text/tokenizer_config.h"
+#include "text/unicode.h"
+#include "twistedpic/tokenizer.h"
+#include "weights/file.h"
+#include "weights/json.h"
+
+namespace tp {
+inline namespace v0 {
+
+namespace {
+
+namespace fs = std::filesystem;
+using detail::quote;
+using nlohmann::json;
+
+constexpr uint64_t kMaxVocabBytes = 64ull << 20;
+constexpr uint64_t kMaxMergesBytes = 64ull << 20;
+constexpr int64_t kMaxId = (int64_t{1} << 31) - 1;
+constexpr std::string_view kEndOfWord = "</w>";
+
+// CLIP's bytes_to_unicode(): printable bytes stand for themselves, the others
+// for U+0100 upwards, in byte order.
+std::array<std::string, 256> byte_characters() {
+  std::array<std::string, 256> out;
+  char32_t next = 256;
+  for (int b = 0; b < 256; ++b) {
+    const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+    detail::append_utf8(&out[b], printable ? static_cast<char32_t>(b) : next++);
+  }
+  return out;
+}
+
+// CLIP's normalizer: NFC, whitespace runs to one space, lowercase.
+std::string normalize(std::string_view s) {
+  const std::string composed = detail::nfc(s);
+  std::string out;
+  out.reserve(composed.size());
+  bool in_space = false;
+  for (size_t pos = 0; pos < composed.size();) {
+    const char32_t c = detail::next_code_point(composed, &pos);
+    if (detail::is_white_space(c)) {
+      if (!in_space) out += ' ';
+      in_space = true;
+      continue;
+    }
+    in_space = false;
+    if (c == 0x130) {  // the one unconditional multi-character lowercase mapping
+      out += "i\xCC\x87";
+      continue;
+    }
+    detail::append_utf8(&out, static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(c))));
+  }
+  return out;
+}
+
+struct Merge {
+  uint32_t rank;
+  int64_t id;  // of the merged symbol
+};
+
+uint64_t pair_key(int64_t a, int64_t b) { return (static_cast<uint64_t>(a) << 32) | static_cast<uint64_t>(b); }
+
+// Collects a prompt's tokens until max_length - 2 of them; one more sets truncated.
+class Collector {
+ public:
+  explicit Collector(size_t room) : room_(room) {}
+  bool full() const { return truncated_; }
+  void add(int64_t id) {
+    if (ids_.size() == room_) {
+      truncated_ = true;
+      return;
+    }
+    ids_.push_back(id);
+  }
+  std::vector<int64_t>& ids() { return ids_; }
+  bool truncated() const { return truncated_; }
+
+ private:
+  size_t room_;
+  std::vector<int64_t> ids_;
+  bool truncated_ = false;
+};
+
+}  // namespace
+
+struct ClipTokenizer::Impl {
+  std::unordered_map<std::string, int64_t> vocab;
+  std::unordered_map<uint64_t, Merge> merges;  // by pair_key of the two symbols' ids
+  std::array<int64_t, 256> byte_id{};          // a byte's symbol inside a word, -1 when not in the vocab
+  std::array<int64_t, 256> byte_end_id{};      // ... as the last of a word (with "</w>")
+  detail::AddedTokens raw_tokens;              // added tokens matched before normalization
+  detail::AddedTokens normalized_tokens;       // ... after it
+  int64_t bos = 0, eos = 0, pad = 0, unk = 0;
+
+  void bpe(std::string_view word, Collector* out) const;
+  void words(std::string_view normalized, Collector* out) const;
+};
+
+// BPE over one word, as tokenizers' Word::merge_all: a min-heap of
+// (rank, position) candidates; a candidate is stale once either side has
+// changed, which the re-check of the pair's merge catches.
+void ClipTokenizer::Impl::bpe(std::string_view word, Collector* out) const {
+  struct Symbol {
+    int64_t id;
+    int prev, next;
+    bool alive;
+  };
+  std::vector<Symbol> symbols(word.size());
+  for (size_t i = 0; i < word.size(); ++i) {
+    const auto b = static_cast<unsigned char>(word[i]);
+    const int64_t id = i + 1 == word.size() ? byte_end_id[b] : byte_id[b];
+    symbols[i] = {id >= 0 ? id : unk, static_cast<int>(i) - 1, i + 1 < word.size() ? static_cast<int>(i) + 1 : -1,
+                  true};
+  }
+  struct Candidate {
+    uint32_t rank;
+    int pos;
+    int64_t id;
+    bool operator<(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }  // min-heap
+  };
+  std::priority_queue<Candidate> queue;
+  auto push = [&](int pos) {
+    const Symbol& s = symbols[pos];
+    if (s.next < 0) return;
+    auto m = merges.find(pair_key(s.id, symbols[s.next].id));
+    if (m != merges.end()) queue.push({m->second.rank, pos, m->second.id});
+  };
+  for (size_t i = 0; i + 1 < symbols.size(); ++i) push(static_cast<int>(i));
+  while (!queue.empty()) {
+    const Candidate top = queue.top();
+    queue.pop();
+    Symbol& left = symbols[top.pos];
+    if (!left.alive || left.next < 0) continue;
+    Symbol& right = symbols[left.next];
+    auto m = merges.find(pair_key(left.id, right.id));
+    if (m == merges.end() || m->second.id != top.id) continue;  // stale
+    left.id = top.id;
+    right.alive = false;
+    left.next = right.next;
+    if (left.next >= 0) symbols[left.next].prev = top.pos;
+    if (left.prev >= 0) push(left.prev);
+    push(top.pos);
+  }
+  for (const Symbol& s : symbols)
+    if (s.alive) out->add(s.id);
+}
+
+// CLIP's split of normalized text into words, each BPE'd:
+// <\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
+void ClipTokenizer::Impl::words(std::string_view s, Collector* out) const {
+  static constexpr std::string_view kSpecials[] = {"<|startoftext|>", "<|endoftext|>"};
+  size_t pos = 0;
+  while (pos < s.size() && !out->full()) {
+    const size_t start = pos;
+    bool special = false;
+    for (std::string_view sp : kSpecials) {
+      if (s.substr(pos).starts_with(sp)) {
+        // GPT-2's regex in the byte-level pre-tokenizer splits it again.
+        bpe("<|", out);
+        bpe(sp.substr(2, sp.size() - 4), out);
+        bpe("|>", out);
+        pos += sp.size();
+        special = true;
+        break;
+      }
+    }
+    if (special) continue;
+    const char32_t c = detail::next_code_point(s, &pos);
+    if (c == '\'') {
+      const std::string_view rest = s.substr(pos);
+      size_t n = 0;
+      if (!rest.empty() && (rest[0] == 's' || rest[0] == 't' || rest[0] == 'm' || rest[0] == 'd')) n = 1;
+      if (rest.starts_with("re") || rest.starts_with("ve") || rest.starts_with("ll")) n = 2;
+      if (n > 0) {
+        pos += n;
+        bpe(s.substr(start, pos - start), out);
+        continue;
+      }
+    }
+    if (detail::is_white_space(c)) continue;
+    // Extends the word while `in_class` holds for the next character.
+    auto extend = [&](auto in_class) {
+      while (pos < s.size()) {
+        size_t next = pos;
+        if (!in_class(detail::next_code_point(s, &next))) break;
+        pos = next;
+      }
+    };
+    if (detail::is_letter(c)) {
+      extend(detail::is_letter);
+    } else if (!detail::is_number(c)) {
+      extend([](char32_t d) { return !detail::is_white_space(d) && !detail::is_letter(d) && !detail::is_number(d); });
+    }
+    bpe(s.substr(start, pos - start), out);
+  }
+}
+
+ClipTokenizer::ClipTokenizer(std::unique_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+ClipTokenizer::ClipTokenizer(ClipTokenizer&&) noexcept = default;
+ClipTokenizer& ClipTokenizer::operator=(ClipTokenizer&&) noexcept = default;
+ClipTokenizer::~ClipTokenizer() = default;
+
+int64_t ClipTokenizer::bos_id() const { return impl_->bos; }
+int64_t ClipTokenizer::eos_id() const { return impl_->eos; }
+int64_t ClipTokenizer::pad_id() const { return impl_->pad; }
+size_t ClipTokenizer::vocab_size() const { return impl_->vocab.size(); }
+
+Expected<ClipTokenizer> ClipTokenizer::load(const fs::path& folder) {
+  auto impl = std::make_unique<Impl>();
+
+  // vocab.json: {"token": id, ...}
+  const fs::path vocab_path = folder / "vocab.json";
+  TP_ASSIGN_OR_RETURN(json vocab, detail::read_json_object_file(vocab_path, kMaxVocabBytes));
+  if (vocab.empty()) return invalid_argument(vocab_path.string() + ": no tokens");
+  for (const auto& [token, id] : vocab.items()) {
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > kMaxId)
+      return invalid_argument(vocab_path.string() + ": token " + quote(token) + " has id " + quote(id.dump()) +
+                              ", not an integer in [0, 2^31)");
+    impl->vocab.emplace(token, id.get<int64_t>());
+  }
+  const std::array<std::string, 256> chars = byte_characters();
+  for (int b = 0; b < 256; ++b) {
+    auto it = impl->vocab.find(chars[b]);
+    impl->byte_id[b] = it == impl->vocab.end() ? -1 : it->second;
+    it = impl->vocab.find(chars[b] + std::string(kEndOfWord));
+    impl->byte_end_id[b] = it == impl->vocab.end() ? -1 : it->second;
+  }
+
+  // merges.txt: an optional "#version..." line, then "left right" per line,
+  // best first (tokenizers' BPE::read_file: one space, nothing else).
+  const fs::path merges_path = folder / "merges.txt";
+  TP_ASSIGN_OR_RETURN(std::string merges, detail::read_text_file(merges_path, kMaxMergesBytes));
+  if (!merges.empty() && merges.back() == '\n') merges.pop_back();
+  uint32_t rank = 0;
+  size_t line_no = 0;
+  for (size_t begin = 0; begin <= merges.size() && !merges.empty();) {
+    size_t end = merges.find('\n', begin);
+    if (end == std::string::npos) end = merges.size();
+    std::string_view line(merges.data() + begin, end - begin);
+    begin = end + 1;
+    ++line_no;
+    if (line.ends_with('\r')) line.remove_suffix(1);
+    if (line.starts_with("#version")) continue;
+    const std::string where = merges_path.string() + ":" + std::to_string(line_no) + ": ";
+    const size_t space = line.find(' ');
+    if (space == std::string_view::npos || space == 0 || space + 1 == line.size() ||
+        line.find(' ', space + 1) != std::string_view::npos)
+      return invalid_argument(where + "want two tokens separated by one space, got " + quote(line));
+    const std::string left(line.substr(0, space)), right(line.substr(space + 1)), merged = left + right;
+    for (const std::string* token : {&left, &right, &merged})
+      if (!impl->vocab.count(*token))
+        return invalid_argument(where + quote(*token) + " is not in " + vocab_path.filename().string());
+    // A repeated pair takes its last rank, as tokenizers' hash map does.
+    impl->merges[pair_key(impl->vocab[left], impl->vocab[right])] = Merge{rank++, impl->vocab[merged]};
+  }
+
+  // Special and added tokens.
+  detail::SpecialTokenDefaults defaults{"<|startoftext|>", "<|endoftext|>", "<|endoftext|>", "<|endoftext|>"};
+  TP_ASSIGN_OR_RETURN(detail::TokenizerConfig config, detail::read_tokenizer_config(folder, defaults));
+  std::unordered_map<std::string, int64_t> added;  // content -> id
+  for (const detail::AddedTokenSpec& t : config.added_tokens) {
+    int64_t id = t.id;
+    if (id < 0) {  // a special token not in added_tokens_decoder: its vocabulary id
+      auto it = impl->vocab.find(t.content);
+      if (it == impl->vocab.end())
+        return invalid_argument(config.origin.string() + ": special token " + quote(t.content) + " is not in " +
+                                vocab_path.filename().string());
+      id = it->second;
+    }
+    added[t.content] = id;
+    if (t.normalized)
+      impl->normalized_tokens.add(normalize(t.content), id);
+    else
+      impl->raw_tokens.add(t.content, id);
+  }
+  impl->bos = added.at(config.bos);
+  impl->eos = added.at(config.eos);
+  impl->pad = added.at(config.pad);
+  impl->unk = added.at(config.unk);
+  return ClipTokenizer(std::move(impl));
+}
+
+TokenizedText ClipTokenizer::encode(std::string_view utf8, size_t max_length) const {
+  max_length = std::max<size_t>(max_length, 2);
+  Collector tokens(max_length - 2);
+  const std::string text = detail::sanitize_utf8(utf8);
+  for (const auto& raw : impl_->raw_tokens.split(text)) {
+    if (tokens.full()) break;
+    if (raw.id >= 0) {
+      tokens.add(raw.id);
+      continue;
+    }
+    const std::string normalized = normalize(raw.text);
+    for (const auto& piece : impl_->normalized_tokens.split(normalized)) {
+      if (tokens.full()) break;
+      if (piece.id >= 0)
+        tokens.add(piece.id);
+      else
+        impl_->words(piece.text, &tokens);
+    }
+  }
+  TokenizedText out;
+  out.ids.reserve(max_length);
+  out.ids.push_back(impl_->bos);
+  out.ids.insert(out.ids.end(), tokens.ids().begin(), tokens.ids().end());
+  out.ids.push_back(impl_->eos);
+  out.length = out.ids.size();
+  out.truncated = tokens.truncated();
+  out.ids.resize(max_length, impl_->pad);
+  return out;
+}
+
+}  // namespace v0
+}  // namespace tp
