@@ -44,6 +44,13 @@ if ((needs_prefix)); then
   cmake --install "$build" --prefix "$prefix" >/dev/null
   libdir=$(dirname "$(find "$prefix" -name twistedpic.pc -path '*/pkgconfig/*' | head -1)")
   libdir=${libdir%/pkgconfig}
+  # The installed CLI runs, and finds the installed default model when there is one.
+  step "installed CLI: $prefix/bin/twistedpic"
+  "$prefix/bin/twistedpic" --version
+  if [[ -f "$repo/models/tiny-sd3/model_index.json" ]]; then
+    "$prefix/bin/twistedpic" list | grep -q "^default/transformer "
+    [[ -f "$prefix/share/twistedpic/models/tiny-sd3/model_index.json" ]]
+  fi
 fi
 
 for c in "${consumers[@]}"; do
