@@ -15,14 +15,14 @@ The variants:
 Weights are random (seeded), so the images mean nothing; parity is what counts.
 """
 import argparse
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
-
-import torch
 
 HERE = Path(__file__).resolve().parent
 
@@ -44,6 +44,7 @@ def tokenizers(out: Path):
 
 
 def build(variant: str, out: Path):
+    import torch
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection, T5Config, T5EncoderModel
 
@@ -93,6 +94,7 @@ def build(variant: str, out: Path):
 
 
 def reference(variant: str, out: Path):
+    import torch
     from safetensors.torch import save_file
 
     pipe = build(variant, out)
@@ -149,12 +151,26 @@ def main():
     ap.add_argument("--variant", choices=["plain", "sd35", "all", "bench"], default="all")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    # Up to date when made by these scripts with these library versions (build trees share OUT_DIR);
+    # checked before importing torch, which takes seconds.
+    digest = hashlib.sha256()
+    for script in ("sd3_reference.py", "make_tokenizers.py"):
+        digest.update((HERE / script).read_bytes())
+    stamp_file = args.out / f"{args.variant}.stamp"
+    stamp = digest.hexdigest() + "".join(f" {p} {metadata.version(p)}" for p in ("torch", "diffusers", "transformers"))
+    if stamp_file.exists() and stamp_file.read_text() == stamp + "\n":
+        print(f"{args.out}: up to date")
+        return
+    stamp += "\n"
+    import torch
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     if args.variant == "bench":
         build("bench", args.out)  # a folder only, for scripts/bench_pipeline.py
+        stamp_file.write_text(stamp)
         return
     for v in (["plain", "sd35"] if args.variant == "all" else [args.variant]):
         reference(v, args.out)
+    stamp_file.write_text(stamp)
 
 
 if __name__ == "__main__":
