@@ -1,7 +1,7 @@
 # twistedpic: the two commands a newcomer runs are `make demo` and `make test`.
 # Each installs what it needs (scripts/setup.sh) and builds first.
 #
-#   make demo       build, then run the main example
+#   make demo       build, then generate pictures with the default model (out/demo)
 #   make test       build, run every test (ctest), the TSAN and ASAN builds of the core,
 #                   then a short libFuzzer smoke pass (with clang)
 #   make bench      CPU benchmarks (Google Benchmark), ending in RESULT lines
@@ -91,10 +91,18 @@ bench: setup $(BUILD)/build.ninja
 gpu-check: build
 	bash scripts/gpu_check.sh $(BUILD)
 
+# The default model (models/tiny-sd3) through the CLI: lazy loads, the text
+# encoders unloaded to pinned host memory after encoding, the transformer and VAE
+# sent home by a 2 s idle timeout; --watch prints every transition and the bytes
+# returned. Then a contact sheet and a memory timeline from the --timeline JSON.
+DEMO_OUT ?= out/demo
+DEMO_PROMPTS := "a red circle on a white background" "a blue square on a yellow background" \
+  "a green triangle on a black background" "an orange circle on a purple background"
 demo: build
-	./$(BUILD)/examples/tp_info
-	./$(BUILD)/examples/tp_c_version
-	./$(BUILD)/examples/registry_demo examples/configs/demo.json
+	@rm -rf $(DEMO_OUT) && mkdir -p $(DEMO_OUT)
+	./$(BUILD)/twistedpic --watch --preset balanced --idle-timeout 2 --linger 3 \
+	  --timeline $(DEMO_OUT)/timeline.json generate $(DEMO_PROMPTS) --count 2 --seed 1 -o $(DEMO_OUT)
+	$(TP_VENV)/bin/python scripts/demo_pictures.py $(DEMO_OUT)/timeline.json $(DEMO_OUT)
 
 # libFuzzer on the torch-free core and the C ABI (clang, ASan + UBSan), FUZZ_TIME seconds per
 # target over the committed seeds in fuzz/corpus; prints each target's execution count.

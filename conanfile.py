@@ -26,7 +26,7 @@ class TwistedpicConan(ConanFile):
     # library libtwistedpic.so (twistedpic::twistedpic_c); the library types are fixed.
     package_type = "static-library"
     settings = "os", "arch", "compiler", "build_type"
-    exports_sources = ("CMakeLists.txt", "cmake/*", "include/*", "src/*", "capi/*", "examples/configs/*")
+    exports_sources = ("CMakeLists.txt", "cmake/*", "include/*", "src/*", "capi/*", "examples/configs/*", "models/*")
 
     def set_version(self):
         cmakelists = load(self, os.path.join(self.recipe_folder, "CMakeLists.txt"))
@@ -43,6 +43,8 @@ class TwistedpicConan(ConanFile):
         # The tokenizers (src/text); found with pkg-config (pkg_check_modules).
         self.requires("sentencepiece/[>=0.1.97 <1]")
         self.requires("utf8proc/[>=2.6 <3]")
+        # The command line (src/cli), header-only and not part of the library.
+        self.requires("cli11/[>=2.1 <3]", visible=False)
 
     def validate(self):
         check_min_cppstd(self, 20)

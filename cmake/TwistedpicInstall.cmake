@@ -70,14 +70,11 @@ if(TP_WITH_TORCH)
     DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT Development)
 endif()
 
-# Data: the example registry configs, and the tiny default model, where the
-# CLI looks for it (<prefix>/share/twistedpic/models/tiny-sd3).
+# Data: the example registry configs.
 install(DIRECTORY examples/configs/ DESTINATION ${CMAKE_INSTALL_DATADIR}/twistedpic
   COMPONENT Runtime FILES_MATCHING PATTERN "*.json")
-if(EXISTS ${PROJECT_SOURCE_DIR}/models/tiny-sd3/model_index.json)
-  install(DIRECTORY models/tiny-sd3 DESTINATION ${CMAKE_INSTALL_DATADIR}/twistedpic/models COMPONENT Runtime)
-endif()
-# The command line.
+# The command line, and its default model.
 if(TARGET twistedpic_cli)
   install(TARGETS twistedpic_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT Runtime)
+  install(DIRECTORY models/tiny-sd3 DESTINATION ${CMAKE_INSTALL_DATADIR}/twistedpic/models COMPONENT Runtime)
 endif()

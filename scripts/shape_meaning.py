@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """What a generated shape picture shows: its shape, its colour and its background colour.
 
-    shape_meaning.py DIR [--min 0.9] [--quiet]
+    shape_meaning.py DIR [--min 0.9] [--per-prompt-min P] [--quiet]
     shape_meaning.py IMAGE.png ...
 
-The project's default model (models/tiny-sd3, to be trained by scripts/train_default_model.py)
+The project's default model (models/tiny-sd3, trained by scripts/train_default_model.py)
 draws one flat shape on a flat background for the prompt
-"a <colour> <shape> on a <bgcolour> background". This module reads such a picture back:
+"a <colour> <shape> on a <bgcolour> background" ("an" before orange). This module reads such a
+picture back:
 
   background  the palette colour that most pixels of the 1-pixel border are nearest to
               (their median RGB is the background's measured colour);
@@ -29,7 +30,8 @@ The CLI reads DIR/*.png, prints one verdict per picture and then
     accuracy colour=0.xx shape=0.xx both=0.xx  (n=K)
 
 (colour: the shape's and the background's colour right; shape: the shape right; both: all
-three right), and exits 1 when `both` is under --min (default 0.9), 2 on a bad argument.
+three right), and exits 1 when `both` is under --min (default 0.9) or, with --per-prompt-min,
+when any one prompt's share of right pictures is under P; 2 on a bad argument.
 Given PNG paths instead of a directory it prints what each one shows.
 
 Importable: classify(image) takes an HxWx3 uint8 numpy array or a PNG path and returns a
@@ -67,8 +69,13 @@ MIN_AREA_FRACTION = 0.02    # a "shape" smaller than this part of the image is n
 NAME_RE = re.compile(r"^(?P<colour>[a-z]+)_(?P<shape>[a-z]+)_on_(?P<background>[a-z]+)__seed(?P<seed>\d+)\.png$")
 
 
+def article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
 def prompt(colour: str, shape: str, background: str) -> str:
-    return f"a {colour} {shape} on a {background} background"
+    """"a red circle on an orange background"."""
+    return f"{article(colour)} {colour} {shape} on {article(background)} {background} background"
 
 
 def file_name(colour: str, shape: str, background: str, seed: int) -> str:
@@ -165,10 +172,12 @@ def expected_from_name(name: str):
     return m["colour"], m["shape"], m["background"], int(m["seed"])
 
 
-def score(directory, quiet=False, out=sys.stdout):
-    """Classifies DIR/*.png against their names; returns (colour, shape, both) accuracies and the count."""
+def score(directory, quiet=False, out=sys.stdout, per_prompt=None):
+    """Classifies DIR/*.png against their names; returns (colour, shape, both) accuracies and the count.
+    per_prompt, a dict, receives {(colour, shape, background): [both right, pictures]}."""
     files = sorted(Path(directory).glob("*.png"))
     n = colour_ok = shape_ok = both_ok = 0
+    per_prompt = {} if per_prompt is None else per_prompt
     for f in files:
         expected = expected_from_name(f.name)
         if expected is None:
@@ -182,6 +191,9 @@ def score(directory, quiet=False, out=sys.stdout):
         colour_ok += c
         shape_ok += s
         both_ok += c and s
+        tally = per_prompt.setdefault((colour, shape, background), [0, 0])
+        tally[0] += c and s
+        tally[1] += 1
         if not quiet or not (c and s):
             print(f"{'ok  ' if c and s else 'FAIL'} {f.name}: {v}", file=out)
     if n == 0:
@@ -194,14 +206,23 @@ def main(argv=None):
     ap.add_argument("paths", nargs="+", type=Path, help="a directory of named PNGs, or PNG files")
     ap.add_argument("--min", type=float, default=0.9, help="the least `both` accuracy that passes (default 0.9)")
     ap.add_argument("--quiet", action="store_true", help="print only the failures and the accuracy line")
+    ap.add_argument("--per-prompt-min", type=float, default=None,
+                    help="also require this share of right pictures for every prompt on its own")
     args = ap.parse_args(argv)
     if len(args.paths) == 1 and args.paths[0].is_dir():
-        colour, shape, both, n = score(args.paths[0], args.quiet)
+        prompts = {}
+        colour, shape, both, n = score(args.paths[0], args.quiet, per_prompt=prompts)
         if n == 0:
             print(f"no <colour>_<shape>_on_<bgcolour>__seed<N>.png files in {args.paths[0]}", file=sys.stderr)
             return 2
+        ok = both >= args.min
+        if args.per_prompt_min is not None:
+            for (c, s, b), (right, count) in sorted(prompts.items()):
+                passed = right / count >= args.per_prompt_min
+                ok = ok and passed
+                print(f"{'ok  ' if passed else 'FAIL'} {prompt(c, s, b)}: {right}/{count} seeds")
         print(f"accuracy colour={colour:.2f} shape={shape:.2f} both={both:.2f}  (n={n})")
-        return 0 if both >= args.min else 1
+        return 0 if ok else 1
     for p in args.paths:
         if not p.is_file():
             print(f"not a file: {p}", file=sys.stderr)

@@ -75,10 +75,13 @@ struct GenerateRequest {
   // Pixels; 0: the model's default (the transformer's sample size times the
   // VAE's scale factor). Multiples of the VAE scale times the patch size.
   int width = 0, height = 0;
-  // Default: 28.
-  int steps = 28;
-  // Classifier-free guidance; 1 or less turns it off. Default: 7.
-  double guidance_scale = 7.0;
+  // Denoising steps, 1..1000. 0: the model's default, from the optional
+  // generation_defaults.json in its folder ({"num_inference_steps": N,
+  // "guidance_scale": G}), else 28 as in diffusers.
+  int steps = 0;
+  // Classifier-free guidance; 1 or less turns it off. Unset: the model's
+  // default (as for steps), else 7.
+  std::optional<double> guidance_scale;
   // The initial noise comes from one CPU generator seeded with `seed`, so an
   // image does not depend on the device, and equals diffusers' for
   // generator=torch.Generator().manual_seed(seed) in fp32.
@@ -100,6 +103,9 @@ struct GenerateResult {
   std::vector<Image> images;  // prompt-major: all images of prompts[0] first
   GenerateTimings timings;
   std::vector<std::string> warnings;  // e.g. a truncated prompt
+  // The settings the call ran with, the model's defaults filled in.
+  int steps = 0;
+  double guidance_scale = 0;
 };
 
 class TP_EXPORT Pipeline {
@@ -123,6 +129,9 @@ class TP_EXPORT Pipeline {
   const std::string& name() const;
   int default_width() const;
   int default_height() const;
+  // What a request that leaves steps / guidance_scale unset gets.
+  int default_steps() const;
+  double default_guidance_scale() const;
   // Sizes must be multiples of this.
   int size_multiple() const;
 

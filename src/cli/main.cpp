@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
@@ -122,6 +123,9 @@ struct Session {
   // The --timeline record: device bytes in use over time, events, images.
   std::mutex mu;
   std::ostringstream samples, events, images;  // guarded by mu; JSON array bodies
+  // The --watch summary, guarded by mu.
+  int loads = 0, unloads = 0;
+  int64_t bytes_loaded = 0, bytes_returned = 0, start_used = 0, peak_used = 0;
 
   int64_t used_bytes() const {
     auto m = options.monitor->query();
@@ -193,7 +197,19 @@ tp::Status write_timeline(Session& s, const std::string& path) {
 // REQUIRES: `s` outlives its registry's events (it owns the registry).
 void subscribe_watch(Session& s) {
   std::cerr << "[" << std::fixed << std::setprecision(2) << s.t() << "s] start: " << s.memory() << "\n";
+  s.start_used = s.peak_used = s.used_bytes();
   s.registry->subscribe([&s](const tp::ResidencyEvent& e) {
+    {
+      std::lock_guard lock(s.mu);
+      if (!e.failed && e.to == tp::Tier::kDevice) {
+        ++s.loads;
+        s.bytes_loaded += static_cast<int64_t>(e.bytes);
+      } else if (e.from == tp::Tier::kDevice) {
+        ++s.unloads;
+        s.bytes_returned += e.bytes_returned;
+      }
+      s.peak_used = std::max(s.peak_used, s.used_bytes());
+    }
     std::ostringstream line;
     line << std::fixed << std::setprecision(2) << "[" << s.t() << "s] " << e.model << ": " << tp::tier_name(e.from)
          << " -> " << tp::tier_name(e.to) << " (" << tp::reason_name(e.reason) << ") " << mib(static_cast<int64_t>(e.bytes))
@@ -263,8 +279,9 @@ int run_generate(const Cli& cli, Session& s, ProgressBar& bar) {
         s.images << (s.images.tellp() > 0 ? "," : "") << "{\"path\":" << json_string(path.string())
                  << ",\"prompt\":" << json_string(cli.prompts[p]) << ",\"seed\":" << r.seed << "}";
       }
-      std::printf("%s  (%dx%d, seed %llu, %.2f s: encode %.2f, denoise %.2f, decode %.2f)\n", path.c_str(),
-                  result->images[0].width, result->images[0].height, static_cast<unsigned long long>(r.seed),
+      std::printf("%s  (%dx%d, seed %llu, %d steps, guidance %g, %.2f s: encode %.2f, denoise %.2f, decode %.2f)\n",
+                  path.c_str(), result->images[0].width, result->images[0].height,
+                  static_cast<unsigned long long>(r.seed), result->steps, result->guidance_scale,
                   result->timings.total_s, result->timings.encode_s, result->timings.denoise_s,
                   result->timings.decode_s);
       for (const std::string& w : result->warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
@@ -299,8 +316,8 @@ int main(int argc, char** argv) {
   gen->add_option("prompts", cli.prompts, "one or more prompts")->required();
   gen->add_option("--model,-m", cli.model, "the pipeline to use")->default_str(cli.model);
   gen->add_option("--negative,-n", cli.negative, "negative prompt");
-  gen->add_option("--steps,-s", cli.steps, "denoising steps (default 28)")->check(CLI::Range(1, 1000));
-  gen->add_option("--guidance,-g", cli.guidance, "classifier-free guidance scale (default 7)")->check(CLI::Range(0.0, 100.0));
+  gen->add_option("--steps,-s", cli.steps, "denoising steps (default: the model's, else 28)")->check(CLI::Range(1, 1000));
+  gen->add_option("--guidance,-g", cli.guidance, "classifier-free guidance scale (default: the model's, else 7)")->check(CLI::Range(0.0, 100.0));
   gen->add_option("--seed", cli.seed, "noise seed (image i of a prompt uses seed + i)");
   gen->add_option("--width,-W", cli.width, "pixels (default: the model's)");
   gen->add_option("--height,-H", cli.height, "pixels (default: the model's)");
@@ -321,8 +338,14 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     if (!cli.timeline.empty()) session->sample();
   }
-  if (cli.watch)
-    std::cerr << "[" << std::fixed << std::setprecision(2) << session->t() << "s] end: " << session->memory() << "\n";
+  if (cli.watch) {
+    Session& s = *session;
+    std::lock_guard lock(s.mu);
+    std::cerr << "[" << std::fixed << std::setprecision(2) << s.t() << "s] end: " << s.memory() << "\n"
+              << "lifecycle: " << s.loads << " loads (" << mib(s.bytes_loaded) << "), " << s.unloads << " unloads ("
+              << mib(s.bytes_returned) << " returned to the driver); device used " << mib(s.start_used)
+              << " at start, " << mib(s.peak_used) << " at peak, " << mib(s.used_bytes()) << " at the end\n";
+  }
   if (!cli.timeline.empty())
     if (auto st = write_timeline(*session, cli.timeline); !st) return fail(st.error());
   return 0;

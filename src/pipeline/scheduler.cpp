@@ -51,6 +51,24 @@ Expected<FlowMatchConfig> parse_flow_match_config(std::string_view text, std::st
   return c;
 }
 
+Expected<GenerationDefaults> parse_generation_defaults(std::string_view text, std::string_view origin) {
+  const std::string where(origin);
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return invalid_argument(where + ": not a JSON object");
+  GenerationDefaults d;
+  if (auto it = j.find("num_inference_steps"); it != j.end()) {
+    if (!it->is_number_integer() || it->get<int64_t>() < 1 || it->get<int64_t>() > 1000)
+      return invalid_argument(where + ": 'num_inference_steps' must be an integer in 1..1000, not " + it->dump());
+    d.steps = it->get<int>();
+  }
+  if (auto it = j.find("guidance_scale"); it != j.end()) {
+    if (!it->is_number() || !std::isfinite(it->get<double>()))
+      return invalid_argument(where + ": 'guidance_scale' must be a number, not " + it->dump());
+    d.guidance_scale = it->get<double>();
+  }
+  return d;
+}
+
 FlowMatchSchedule flow_match_schedule(const FlowMatchConfig& c, int steps, int image_seq_len) {
   const int n = c.num_train_timesteps;
   // __init__: float32 torch arithmetic over linspace(1, n, n) / n.

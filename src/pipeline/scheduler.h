@@ -26,6 +26,20 @@ struct FlowMatchConfig {
 // as is any scheduler class but FlowMatchEulerDiscreteScheduler.
 Expected<FlowMatchConfig> parse_flow_match_config(std::string_view json, std::string_view origin);
 
+// The settings a model is meant to be sampled with, from the optional
+// generation_defaults.json beside its model_index.json:
+//   {"num_inference_steps": 20, "guidance_scale": 2.5}
+// (diffusers' argument names; each key optional, others ignored). Without the
+// file or a key: diffusers' StableDiffusion3Pipeline defaults, 28 and 7.
+struct GenerationDefaults {
+  int steps = 28;
+  double guidance_scale = 7.0;
+};
+
+// Parses generation_defaults.json; a wrong type or a value out of range
+// (steps 1..1000, a finite guidance) is kInvalidArgument naming `origin`.
+Expected<GenerationDefaults> parse_generation_defaults(std::string_view json, std::string_view origin);
+
 struct FlowMatchSchedule {
   std::vector<float> timesteps;  // steps entries, fed to the transformer
   std::vector<float> sigmas;     // steps + 1 entries, the last 0

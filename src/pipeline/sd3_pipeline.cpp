@@ -17,6 +17,7 @@
 #include "twistedpic/diffusers_folder.h"
 #include "twistedpic/log.h"
 #include "twistedpic/tokenizer.h"
+#include "weights/file.h"
 
 namespace tp {
 inline namespace v0 {
@@ -33,6 +34,7 @@ double seconds_since(WallClock::time_point t) {
 }
 
 constexpr int kClipLength = 77;
+constexpr uint64_t kMaxDefaultsBytes = 64 << 10;
 
 at::Tensor ids_tensor(const std::vector<TokenizedText>& texts, at::Device device) {
   const int64_t rows = static_cast<int64_t>(texts.size()), cols = static_cast<int64_t>(texts[0].ids.size());
@@ -78,6 +80,7 @@ struct Pipeline::Impl {
   sd3::TransformerConfig tcfg;
   sd3::VaeConfig vcfg;
   sd3::FlowMatchConfig sched;
+  sd3::GenerationDefaults defaults;
   std::optional<ClipTokenizer> tok1, tok2;
   std::optional<T5Tokenizer> tok3;
 
@@ -93,11 +96,20 @@ struct Pipeline::Impl {
     return lease;
   }
 
-  Status check(const GenerateRequest& r, int width, int height) const;
+  // The request's sampling settings, the model's defaults filling what it leaves unset.
+  struct Settings {
+    int width, height, steps;
+    double guidance_scale;
+  };
+  Settings settings(const GenerateRequest& r) const {
+    return {r.width ? r.width : default_side(), r.height ? r.height : default_side(),
+            r.steps ? r.steps : defaults.steps, r.guidance_scale.value_or(defaults.guidance_scale)};
+  }
+  Status check(const GenerateRequest& r, const Settings& s) const;
   Expected<GenerateResult> run(const GenerateRequest& request, const sd3::RunOverrides& overrides);
 };
 
-Status Pipeline::Impl::check(const GenerateRequest& r, int width, int height) const {
+Status Pipeline::Impl::check(const GenerateRequest& r, const Settings& s) const {
   if (r.prompts.empty()) return invalid_argument("generate: no prompts");
   if (!r.negative_prompts.empty() && r.negative_prompts.size() != 1 && r.negative_prompts.size() != r.prompts.size())
     return invalid_argument("generate: " + std::to_string(r.negative_prompts.size()) + " negative prompts for " +
@@ -106,14 +118,14 @@ Status Pipeline::Impl::check(const GenerateRequest& r, int width, int height) co
     return invalid_argument("generate: images_per_prompt must be in 1..64, not " + std::to_string(r.images_per_prompt));
   if (r.prompts.size() * static_cast<size_t>(r.images_per_prompt) > 64)
     return invalid_argument("generate: more than 64 images in one call");
-  if (r.steps < 1 || r.steps > 1000) return invalid_argument("generate: steps must be in 1..1000, not " + std::to_string(r.steps));
-  if (!std::isfinite(r.guidance_scale)) return invalid_argument("generate: guidance_scale is not a finite number");
+  if (s.steps < 1 || s.steps > 1000) return invalid_argument("generate: steps must be in 1..1000, not " + std::to_string(s.steps));
+  if (!std::isfinite(s.guidance_scale)) return invalid_argument("generate: guidance_scale is not a finite number");
   if (r.max_sequence_length < 1 || r.max_sequence_length > 512)
     return invalid_argument("generate: max_sequence_length must be in 1..512, not " +
                             std::to_string(r.max_sequence_length));
   const int multiple = size_multiple();
   const int64_t limit = tcfg.pos_embed_max_size * multiple;
-  for (auto [what, v] : {std::pair{"width", width}, std::pair{"height", height}}) {
+  for (auto [what, v] : {std::pair{"width", s.width}, std::pair{"height", s.height}}) {
     if (v <= 0 || v % multiple != 0)
       return invalid_argument("generate: " + std::string(what) + " " + std::to_string(v) + " is not a positive multiple of " +
                               std::to_string(multiple) + " (the VAE's scale factor times the patch size)");
@@ -127,13 +139,15 @@ Status Pipeline::Impl::check(const GenerateRequest& r, int width, int height) co
 
 Expected<GenerateResult> Pipeline::Impl::run(const GenerateRequest& request, const sd3::RunOverrides& overrides) {
   const auto start = WallClock::now();
-  const int width = request.width ? request.width : default_side();
-  const int height = request.height ? request.height : default_side();
-  TP_TRY(check(request, width, height));
+  const Settings s = settings(request);
+  const int width = s.width, height = s.height;
+  TP_TRY(check(request, s));
   auto cancelled_now = [&] { return request.cancel && request.cancel->load(std::memory_order_relaxed); };
 
   GenerateResult result;
-  const bool cfg = request.guidance_scale > 1.0;
+  result.steps = s.steps;
+  result.guidance_scale = s.guidance_scale;
+  const bool cfg = s.guidance_scale > 1.0;
   const int64_t prompts = static_cast<int64_t>(request.prompts.size());
   const int64_t batch = prompts * request.images_per_prompt;
 
@@ -227,21 +241,21 @@ Expected<GenerateResult> Pipeline::Impl::run(const GenerateRequest& request, con
         latents = at::randn(shape, gen, at::TensorOptions().dtype(at::kFloat)).to(device, dtype);
       }
       const int seq = static_cast<int>((height / vsf / tcfg.patch_size) * (width / vsf / tcfg.patch_size));
-      const sd3::FlowMatchSchedule schedule = sd3::flow_match_schedule(sched, request.steps, seq);
-      for (int i = 0; i < request.steps; ++i) {
+      const sd3::FlowMatchSchedule schedule = sd3::flow_match_schedule(sched, s.steps, seq);
+      for (int i = 0; i < s.steps; ++i) {
         if (cancelled_now()) return cancelled("generate: cancelled at step " + std::to_string(i + 1));
         at::Tensor input = cfg ? at::cat({latents, latents}, 0) : latents;
         at::Tensor t = at::full({input.size(0)}, schedule.timesteps[i], at::TensorOptions().dtype(at::kFloat).device(device));
         at::Tensor noise = net.forward(input, t, embeds, pooled);
         if (cfg) {
           std::vector<at::Tensor> parts = noise.chunk(2, 0);
-          noise = parts[0] + request.guidance_scale * (parts[1] - parts[0]);
+          noise = parts[0] + s.guidance_scale * (parts[1] - parts[0]);
         }
         // Euler step, in fp32 as diffusers' scheduler does.
         const float dt = schedule.sigmas[i + 1] - schedule.sigmas[i];
         latents = (latents.to(at::kFloat) + noise * static_cast<double>(dt)).to(noise.scalar_type());
         if (request.on_step &&
-            !request.on_step(StepProgress{i + 1, request.steps, seconds_since(start)}))
+            !request.on_step(StepProgress{i + 1, s.steps, seconds_since(start)}))
           return cancelled("generate: cancelled by the progress callback at step " + std::to_string(i + 1));
       }
     }
@@ -285,6 +299,8 @@ Pipeline::~Pipeline() = default;
 const std::string& Pipeline::name() const { return impl_->name; }
 int Pipeline::default_width() const { return impl_->default_side(); }
 int Pipeline::default_height() const { return impl_->default_side(); }
+int Pipeline::default_steps() const { return impl_->defaults.steps; }
+double Pipeline::default_guidance_scale() const { return impl_->defaults.guidance_scale; }
 int Pipeline::size_multiple() const { return impl_->size_multiple(); }
 
 Expected<GenerateResult> Pipeline::generate(const GenerateRequest& request) { return impl_->run(request, {}); }
@@ -340,6 +356,15 @@ Expected<std::unique_ptr<Pipeline>> Pipeline::create(ModelRegistry& registry, st
   if (impl->vcfg.latent_channels != t.in_channels || t.out_channels != t.in_channels)
     return invalid_argument(where + ": the VAE's latent_channels (" + std::to_string(impl->vcfg.latent_channels) +
                             ") differ from the transformer's in/out channels in " + folder_name);
+
+  // The model's sampling defaults, when it names them.
+  const std::filesystem::path defaults_file = p->root / "generation_defaults.json";
+  if (std::error_code ec; std::filesystem::exists(defaults_file, ec)) {
+    TP_ASSIGN_OR_RETURN(std::string text, detail::read_text_file(defaults_file, kMaxDefaultsBytes));
+    auto defaults = sd3::parse_generation_defaults(text, defaults_file.string());
+    if (!defaults) return make_error(defaults.error().code, where + ": " + defaults.error().message);
+    impl->defaults = *defaults;
+  }
 
   // Tokenizers.
   TP_ASSIGN_OR_RETURN(ClipTokenizer tok1, ClipTokenizer::load(p->root / "tokenizer"));

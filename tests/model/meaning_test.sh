@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Meaning, not pixels: the default model, run by the twistedpic CLI (the C++
-# pipeline), must draw the prompt's shape in the prompt's colour for >= 90 % of
-# seeds (scripts/shape_meaning.py classifies by dominant colour and fill ratio).
-#   meaning_test.sh CLI PYTHON OUT_DIR
-# Not in ctest yet: models/tiny-sd3 (scripts/train_default_model.py) is not trained yet (issue 7).
+# Meaning, not pixels: the default model (models/tiny-sd3), run by the twistedpic
+# CLI (the C++ pipeline), must draw the prompt's shape in the prompt's colours in
+# >= 90 % of all pictures and >= 70 % of every prompt's own seeds
+# (scripts/shape_meaning.py classifies by dominant colour and fill ratio).
+# Issue 7 asks >= 90 % per prompt; the square prompts reach 70-80 %
+# (docs/default-model.md), so that bar is not yet met.
+#   meaning_test.sh CLI PYTHON OUT_DIR [SEEDS]
 set -euo pipefail
-cli=$1 python=$2 out=$3
+cli=$1 python=$2 out=$3 seeds=${4:-10}
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 rm -rf "$out" && mkdir -p "$out"
 prompts=(
@@ -16,10 +18,11 @@ prompts=(
   "a red triangle on a yellow background" "a blue circle on a black background"
   "a green square on a purple background" "a yellow triangle on a blue background"
 )
-"$cli" -q generate "${prompts[@]}" --count 5 --seed 100 --out "$out"
+# The model's defaults (its size, 20 steps, its guidance) are what a user gets.
+"$cli" -q generate "${prompts[@]}" --count "$seeds" --seed 100 --out "$out" >/dev/null
 # a_red_circle_on_a_white_background__seed100.png -> red_circle_on_white__seed100.png
 for f in "$out"/*.png; do
   b=$(basename "$f" | sed -E 's/^an?_//; s/_on_an?_/_on_/; s/_background__/__/')
   mv "$f" "$out/$b"
 done
-"$python" "$here/../../scripts/shape_meaning.py" "$out" --min 0.9
+"$python" "$here/../../scripts/shape_meaning.py" "$out" --min 0.9 --per-prompt-min 0.7 --quiet

@@ -33,7 +33,7 @@ def main() -> int:
             errors.append(f"bad dependency entry {d!r}")
             continue
         deps[d["name"]] = d
-    for required in ("libtorch", "spdlog", "tl-expected", "nlohmann-json", "libpng"):
+    for required in ("libtorch", "spdlog", "tl-expected", "nlohmann-json", "libpng", "sentencepiece", "utf8proc", "cli11"):
         if required not in deps:
             errors.append(f"dependency {required} is missing")
         elif deps[required].get("host"):

@@ -44,13 +44,14 @@ if ((needs_prefix)); then
   cmake --install "$build" --prefix "$prefix" >/dev/null
   libdir=$(dirname "$(find "$prefix" -name twistedpic.pc -path '*/pkgconfig/*' | head -1)")
   libdir=${libdir%/pkgconfig}
-  # The installed CLI runs, and finds the installed default model when there is one.
+  # The installed CLI runs, and generates with the installed default model.
   step "installed CLI: $prefix/bin/twistedpic"
   "$prefix/bin/twistedpic" --version
-  if [[ -f "$repo/models/tiny-sd3/model_index.json" ]]; then
-    "$prefix/bin/twistedpic" list | grep -q "^default/transformer "
-    [[ -f "$prefix/share/twistedpic/models/tiny-sd3/model_index.json" ]]
-  fi
+  [[ -f "$prefix/share/twistedpic/models/tiny-sd3/model_index.json" ]]
+  "$prefix/bin/twistedpic" list | grep -q "^default/transformer "
+  "$prefix/bin/twistedpic" -q --model-dir "$prefix/share/twistedpic/models/tiny-sd3" \
+    generate "a red circle on a white background" -o "$work/installed.png"
+  [[ -s "$work/installed.png" ]]
 fi
 
 for c in "${consumers[@]}"; do

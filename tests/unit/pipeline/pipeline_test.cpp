@@ -232,7 +232,7 @@ TEST(PipelineBadInput, SizesPromptsAndCounts) {
       {"beyond the position embedding", [](GenerateRequest& r) { r.width = 256; }, "beyond"},
       {"no prompts", [](GenerateRequest& r) { r.prompts.clear(); }, "no prompts"},
       {"negative prompts mismatch", [](GenerateRequest& r) { r.negative_prompts = {"a", "b"}; }, "negative prompts"},
-      {"zero steps", [](GenerateRequest& r) { r.steps = 0; }, "steps"},
+      {"negative steps", [](GenerateRequest& r) { r.steps = -1; }, "steps"},
       {"nan guidance", [](GenerateRequest& r) { r.guidance_scale = NAN; }, "guidance_scale"},
       {"huge batch", [](GenerateRequest& r) { r.images_per_prompt = 1000; }, "images_per_prompt"},
       {"T5 length", [](GenerateRequest& r) { r.max_sequence_length = 513; }, "max_sequence_length"},
@@ -247,6 +247,58 @@ TEST(PipelineBadInput, SizesPromptsAndCounts) {
     EXPECT_NE(out.error().message.find(c.message), std::string::npos) << out.error().message;
   }
   EXPECT_TRUE(s->pipeline->generate(small_request()));  // the next request works
+}
+
+TEST(Pipeline, GenerationDefaultsComeFromTheModelFolder) {
+  auto plain = make({{"sd3", model(kRefDir / "plain")}});
+  ASSERT_TRUE(plain) << plain.error().message;
+  EXPECT_EQ(plain->pipeline->default_steps(), 28);  // diffusers' defaults without the file
+  EXPECT_EQ(plain->pipeline->default_guidance_scale(), 7.0);
+
+  fs::path dir = copy_of("plain", "generation_defaults");
+  std::ofstream(dir / "generation_defaults.json") << R"({"num_inference_steps": 3, "guidance_scale": 1.0})";
+  auto s = make({{"sd3", model(dir)}});
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->pipeline->default_steps(), 3);
+  EXPECT_EQ(s->pipeline->default_guidance_scale(), 1.0);
+  GenerateRequest r = small_request();
+  r.steps = 0;  // the model's
+  int steps_seen = 0;
+  r.on_step = [&](const StepProgress& p) {
+    steps_seen = p.steps;
+    return true;
+  };
+  auto out = s->pipeline->generate(r);
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_EQ(steps_seen, 3);
+  EXPECT_EQ(out->steps, 3);
+  EXPECT_EQ(out->guidance_scale, 1.0);
+  r.steps = 2;  // the request's own wins
+  out = s->pipeline->generate(r);
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_EQ(steps_seen, 2);
+  EXPECT_EQ(out->steps, 2);
+
+  // Guidance 1.0 from the file turns classifier-free guidance off: the same
+  // image as asking for it, and not the image of the default 7.
+  r.steps = 2;
+  auto from_file = s->pipeline->generate(r);
+  r.guidance_scale = 1.0;
+  auto asked = s->pipeline->generate(r);
+  r.guidance_scale = 7.0;
+  auto guided = s->pipeline->generate(r);
+  ASSERT_TRUE(from_file && asked && guided);
+  EXPECT_EQ(from_file->images[0].rgb, asked->images[0].rgb);
+  EXPECT_NE(from_file->images[0].rgb, guided->images[0].rgb);
+
+  for (const char* bad : {R"({"num_inference_steps": 0})", R"({"num_inference_steps": 2.5})",
+                          R"({"guidance_scale": "high"})", "[1]", "{"}) {
+    std::ofstream(dir / "generation_defaults.json") << bad;
+    auto b = make({{"sd3", model(dir)}});
+    ASSERT_FALSE(b) << bad;
+    EXPECT_EQ(b.error().code, ErrorCode::kInvalidArgument) << bad;
+    EXPECT_NE(b.error().message.find("generation_defaults.json"), std::string::npos) << b.error().message;
+  }
 }
 
 TEST(PipelineBadInput, MissingComponent) {

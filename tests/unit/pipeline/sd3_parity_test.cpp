@@ -148,7 +148,7 @@ TEST_P(Sd3Parity, PipelineMatchesDiffusers) {
   request.width = settings["width"];
   request.height = settings["height"];
   request.steps = settings["steps"];
-  request.guidance_scale = settings["guidance_scale"];
+  request.guidance_scale = settings["guidance_scale"].get<double>();
   request.max_sequence_length = settings["max_sequence_length"];
   int steps_seen = 0;
   request.on_step = [&](const StepProgress& p) {
