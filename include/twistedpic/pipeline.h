@@ -129,9 +129,6 @@ class TP_EXPORT Pipeline {
   const std::string& name() const;
   int default_width() const;
   int default_height() const;
-  // What a request that leaves steps / guidance_scale unset gets.
-  int default_steps() const;
-  double default_guidance_scale() const;
   // Sizes must be multiples of this.
   int size_multiple() const;
 

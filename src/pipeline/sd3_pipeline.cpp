@@ -140,7 +140,6 @@ Status Pipeline::Impl::check(const GenerateRequest& r, const Settings& s) const 
 Expected<GenerateResult> Pipeline::Impl::run(const GenerateRequest& request, const sd3::RunOverrides& overrides) {
   const auto start = WallClock::now();
   const Settings s = settings(request);
-  const int width = s.width, height = s.height;
   TP_TRY(check(request, s));
   auto cancelled_now = [&] { return request.cancel && request.cancel->load(std::memory_order_relaxed); };
 
@@ -231,7 +230,7 @@ Expected<GenerateResult> Pipeline::Impl::run(const GenerateRequest& request, con
       const at::ScalarType dtype = embeds.scalar_type();
       embeds = embeds.to(device);
       pooled = pooled.to(device);
-      const std::vector<int64_t> shape{batch, tcfg.in_channels, height / vsf, width / vsf};
+      const std::vector<int64_t> shape{batch, tcfg.in_channels, s.height / vsf, s.width / vsf};
       if (overrides.initial_latents.defined()) {
         if (overrides.initial_latents.sizes() != at::IntArrayRef(shape))
           return invalid_argument("generate: the initial latents have the wrong shape");
@@ -240,7 +239,7 @@ Expected<GenerateResult> Pipeline::Impl::run(const GenerateRequest& request, con
         at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(request.seed);
         latents = at::randn(shape, gen, at::TensorOptions().dtype(at::kFloat)).to(device, dtype);
       }
-      const int seq = static_cast<int>((height / vsf / tcfg.patch_size) * (width / vsf / tcfg.patch_size));
+      const int seq = static_cast<int>((s.height / vsf / tcfg.patch_size) * (s.width / vsf / tcfg.patch_size));
       const sd3::FlowMatchSchedule schedule = sd3::flow_match_schedule(sched, s.steps, seq);
       for (int i = 0; i < s.steps; ++i) {
         if (cancelled_now()) return cancelled("generate: cancelled at step " + std::to_string(i + 1));
@@ -275,10 +274,10 @@ Expected<GenerateResult> Pipeline::Impl::run(const GenerateRequest& request, con
     }
     for (int64_t i = 0; i < batch; ++i) {
       Image img;
-      img.width = width;
-      img.height = height;
+      img.width = s.width;
+      img.height = s.height;
       const uint8_t* p = pixels[i].data_ptr<uint8_t>();
-      img.rgb.assign(p, p + static_cast<size_t>(width) * height * 3);
+      img.rgb.assign(p, p + static_cast<size_t>(s.width) * s.height * 3);
       result.images.push_back(std::move(img));
     }
     result.timings.decode_s = seconds_since(decode_start);
@@ -299,8 +298,6 @@ Pipeline::~Pipeline() = default;
 const std::string& Pipeline::name() const { return impl_->name; }
 int Pipeline::default_width() const { return impl_->default_side(); }
 int Pipeline::default_height() const { return impl_->default_side(); }
-int Pipeline::default_steps() const { return impl_->defaults.steps; }
-double Pipeline::default_guidance_scale() const { return impl_->defaults.guidance_scale; }
 int Pipeline::size_multiple() const { return impl_->size_multiple(); }
 
 Expected<GenerateResult> Pipeline::generate(const GenerateRequest& request) { return impl_->run(request, {}); }
