@@ -14,7 +14,9 @@ Everything is made here, on the CPU, from nothing but this script (no downloads,
                 which diffusers and the C++ pipeline replace with zeros)
   text encoders two small CLIPTextModelWithProjection at a seeded random init, frozen
   VAE           a small AutoencoderKL (4 latent channels, 8x8 latents), trained first on
-                reconstruction; its scaling/shift factors are measured on its latents
+                reconstruction, its decoder fed slightly noised latents so that it draws
+                clean shapes from a generated latent's small errors; its scaling/shift
+                factors are measured on its latents
   transformer   a small SD3Transformer2DModel trained with SD3's rectified-flow objective on the
                 VAE's latents, 10% of the prompts dropped to "" so that guidance works
 and the result is saved as a diffusers StableDiffusion3Pipeline folder in fp16 (about 12 MB),
@@ -300,6 +302,10 @@ def train_vae(vae, args, rng, gen):
         x = to_tensor(img)
         post = vae.encode(x).latent_dist
         z = post.mean + post.std * torch.randn(post.mean.shape, generator=gen)
+        # Extra noise on the latents, a share of their spread: the decoder learns to draw clean
+        # shapes from slightly-off latents, which is what a generated latent is. Without it the
+        # transformer's small errors came out as rounded, wobbly square corners.
+        z = z + args.latent_noise * post.mean.detach().std() * torch.randn(z.shape, generator=gen)
         y = vae.decode(z).sample
         # Pixels near an edge count edge_weight times: the shapes' corners and outlines are small
         # in area but are what makes a square a square.
@@ -524,11 +530,13 @@ def main():
     ap.add_argument("--no-eval", action="store_true")
     ap.add_argument("--eval-every", type=int, default=0, help="check all prompts every N transformer steps")
     # The recipe.
-    ap.add_argument("--vae-steps", type=int, default=1500)
+    ap.add_argument("--vae-steps", type=int, default=3000)
     ap.add_argument("--vae-batch", type=int, default=16)
     ap.add_argument("--vae-lr", type=float, default=2e-3)
     ap.add_argument("--kl", type=float, default=1e-5)
     ap.add_argument("--edge-weight", type=float, default=4.0)
+    ap.add_argument("--latent-noise", type=float, default=0.3,
+                    help="noise added to the VAE's latents in training, as a share of their std")
     ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
