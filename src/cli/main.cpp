@@ -127,10 +127,14 @@ struct Session {
   int loads = 0, unloads = 0;
   int64_t bytes_loaded = 0, bytes_returned = 0, start_used = 0, peak_used = 0;
 
-  int64_t used_bytes() const {
-    auto m = options.monitor->query();
+  tp::Expected<tp::DeviceMemoryInfo> query() const {
+    if (!options.monitor) return tp::unavailable("no memory monitor");
+    return options.monitor->query();
+  }
+  static int64_t used_bytes(const tp::Expected<tp::DeviceMemoryInfo>& m) {
     return m ? static_cast<int64_t>(m->total_bytes - m->free_bytes) : 0;
   }
+  int64_t used_bytes() const { return used_bytes(query()); }
   void sample() {
     const double now = t();
     const int64_t used = used_bytes();
@@ -139,8 +143,8 @@ struct Session {
   }
 
   double t() const { return std::chrono::duration<double>(Clock::now() - start).count(); }
-  std::string memory() const {
-    auto m = options.monitor ? options.monitor->query() : tp::Expected<tp::DeviceMemoryInfo>(tp::unavailable(""));
+  // "<monitor> used X MiB of Y MiB" for one query `m`.
+  std::string memory(const tp::Expected<tp::DeviceMemoryInfo>& m) const {
     if (!m) return "device memory unknown";
     return options.monitor->name() + " used " + mib(static_cast<int64_t>(m->total_bytes - m->free_bytes)) + " of " +
            mib(static_cast<int64_t>(m->total_bytes));
@@ -196,9 +200,11 @@ tp::Status write_timeline(Session& s, const std::string& path) {
 
 // REQUIRES: `s` outlives its registry's events (it owns the registry).
 void subscribe_watch(Session& s) {
-  std::cerr << "[" << std::fixed << std::setprecision(2) << s.t() << "s] start: " << s.memory() << "\n";
-  s.start_used = s.peak_used = s.used_bytes();
+  const auto start = s.query();
+  std::cerr << "[" << std::fixed << std::setprecision(2) << s.t() << "s] start: " << s.memory(start) << "\n";
+  s.start_used = s.peak_used = Session::used_bytes(start);
   s.registry->subscribe([&s](const tp::ResidencyEvent& e) {
+    const auto now = s.query();
     {
       std::lock_guard lock(s.mu);
       if (!e.failed && e.to == tp::Tier::kDevice) {
@@ -208,7 +214,7 @@ void subscribe_watch(Session& s) {
         ++s.unloads;
         s.bytes_returned += e.bytes_returned;
       }
-      s.peak_used = std::max(s.peak_used, s.used_bytes());
+      s.peak_used = std::max(s.peak_used, Session::used_bytes(now));
     }
     std::ostringstream line;
     line << std::fixed << std::setprecision(2) << "[" << s.t() << "s] " << e.model << ": " << tp::tier_name(e.from)
@@ -217,7 +223,7 @@ void subscribe_watch(Session& s) {
     if (e.to != tp::Tier::kDevice && e.from == tp::Tier::kDevice)
       line << ", " << mib(e.bytes_returned) << " returned to the driver";
     if (e.failed) line << " FAILED: " << e.error;
-    line << "; " << s.memory();
+    line << "; " << s.memory(now);
     std::cerr << line.str() << "\n";
   });
 }
@@ -256,7 +262,7 @@ int run_generate(const Cli& cli, Session& s, ProgressBar& bar) {
       tp::GenerateRequest r;
       r.prompts = {cli.prompts[p]};
       if (!cli.negative.empty()) r.negative_prompts = {cli.negative};
-      if (cli.steps > 0) r.steps = cli.steps;
+      r.steps = cli.steps;  // 0: the model's default
       if (cli.guidance >= 0) r.guidance_scale = cli.guidance;
       r.width = cli.width;
       r.height = cli.height;
@@ -340,11 +346,12 @@ int main(int argc, char** argv) {
   }
   if (cli.watch) {
     Session& s = *session;
+    const auto end = s.query();
     std::lock_guard lock(s.mu);
-    std::cerr << "[" << std::fixed << std::setprecision(2) << s.t() << "s] end: " << s.memory() << "\n"
+    std::cerr << "[" << std::fixed << std::setprecision(2) << s.t() << "s] end: " << s.memory(end) << "\n"
               << "lifecycle: " << s.loads << " loads (" << mib(s.bytes_loaded) << "), " << s.unloads << " unloads ("
               << mib(s.bytes_returned) << " returned to the driver); device used " << mib(s.start_used)
-              << " at start, " << mib(s.peak_used) << " at peak, " << mib(s.used_bytes()) << " at the end\n";
+              << " at start, " << mib(s.peak_used) << " at peak, " << mib(Session::used_bytes(end)) << " at the end\n";
   }
   if (!cli.timeline.empty())
     if (auto st = write_timeline(*session, cli.timeline); !st) return fail(st.error());

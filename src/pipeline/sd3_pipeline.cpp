@@ -354,13 +354,14 @@ Expected<std::unique_ptr<Pipeline>> Pipeline::create(ModelRegistry& registry, st
     return invalid_argument(where + ": the VAE's latent_channels (" + std::to_string(impl->vcfg.latent_channels) +
                             ") differ from the transformer's in/out channels in " + folder_name);
 
-  // The model's sampling defaults, when it names them.
+  // The model's sampling defaults, when it names them (no file: diffusers').
   const std::filesystem::path defaults_file = p->root / "generation_defaults.json";
-  if (std::error_code ec; std::filesystem::exists(defaults_file, ec)) {
-    TP_ASSIGN_OR_RETURN(std::string text, detail::read_text_file(defaults_file, kMaxDefaultsBytes));
-    auto defaults = sd3::parse_generation_defaults(text, defaults_file.string());
+  if (auto text = detail::read_text_file(defaults_file, kMaxDefaultsBytes)) {
+    auto defaults = sd3::parse_generation_defaults(*text, defaults_file.string());
     if (!defaults) return make_error(defaults.error().code, where + ": " + defaults.error().message);
     impl->defaults = *defaults;
+  } else if (text.error().code != ErrorCode::kNotFound) {
+    return tl::unexpected(text.error());
   }
 
   // Tokenizers.
