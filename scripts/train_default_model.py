@@ -272,6 +272,11 @@ def n_tokens(tr):
     return (LATENT // tr.config.patch_size) ** 2
 
 
+def prompt_ids(index, triples):
+    """The rows of the prompt table for (colour, shape, background) triples."""
+    return torch.tensor([index[sm.prompt(*t)] for t in triples])
+
+
 def compressed_context(compact: torch.Tensor, n_img: int, processor: BiasedJointAttention):
     """compress()'s states and one zero token for the 256 zero T5 tokens; sets the processor's bias."""
     zero = compact.new_zeros(compact.shape[0], 1, compact.shape[2])
@@ -315,7 +320,7 @@ def train_vae(vae, args, rng, gen):
         img, _ = draw(rng, args.vae_batch)
         x = to_tensor(img)
         post = vae.encode(x).latent_dist
-        z = post.mean + post.std * torch.randn(post.mean.shape, generator=gen)
+        z = post.sample(generator=gen)
         # Extra noise on the latents, a share of their spread: the decoder learns to draw clean
         # shapes from slightly-off latents, which is what a generated latent is. Without it the
         # transformer's small errors came out as rounded, wobbly square corners.
@@ -339,7 +344,7 @@ def latent_stats(vae, rng, gen, n=1024):
     zs = []
     for _ in range(n // 128):
         post = vae.encode(to_tensor(draw(rng, 128)[0])).latent_dist
-        zs.append(post.mean + post.std * torch.randn(post.mean.shape, generator=gen))
+        zs.append(post.sample(generator=gen))
     z = torch.cat(zs)
     return float(z.mean()), float(z.std())
 
@@ -360,9 +365,8 @@ def train_transformer(tr, vae, table, args, rng, gen, shift_factor, scaling_fact
         img, labels = draw(rng, args.batch)
         with torch.no_grad():
             post = vae.encode(to_tensor(img)).latent_dist
-            z = post.mean + post.std * torch.randn(post.mean.shape, generator=gen)
-            x0 = (z - shift_factor) * scaling_factor
-        ids = torch.tensor([index[sm.prompt(*lab)] for lab in labels])
+            x0 = (post.sample(generator=gen) - shift_factor) * scaling_factor
+        ids = prompt_ids(index, labels)
         drop = torch.rand(args.batch, generator=gen) < args.dropout
         ids = torch.where(drop, torch.zeros_like(ids), ids)  # index 0 is ""
         t = torch.sigmoid(torch.randn(args.batch, generator=gen))  # logit-normal(0, 1)
@@ -420,11 +424,11 @@ def finetune_decoder(vae, tr, table, args, rng, gen, shift_factor, scaling_facto
         x = to_tensor(img)
         with torch.no_grad():
             post = vae.encode(x).latent_dist
-            x0 = (post.mean + post.std * torch.randn(post.mean.shape, generator=gen) - shift_factor) * scaling_factor
+            x0 = (post.sample(generator=gen) - shift_factor) * scaling_factor
             t = DECODER_T[0] + (DECODER_T[1] - DECODER_T[0]) * torch.rand(len(labels), generator=gen)
             tt = t[:, None, None, None]
             xt = (1 - tt) * x0 + tt * torch.randn(x0.shape, generator=gen)
-            ids = torch.tensor([index[sm.prompt(*lab)] for lab in labels])
+            ids = prompt_ids(index, labels)
             both = torch.cat([torch.zeros_like(ids), ids])
             ctx = compressed_context(compact_all[both], n_img, proc)
             v = guided_velocity(tr, xt, t * 1000, ctx, pooled_all[both], GUIDANCE)
@@ -461,7 +465,7 @@ def sample(tr, vae, table, triples, seeds, shift_factor, scaling_factor, steps=S
     hidden_all, compact_all, pooled_all, index = table
     sched = FlowMatchEulerDiscreteScheduler(shift=SHIFT)
     sched.set_timesteps(steps)
-    ids = torch.tensor([index[sm.prompt(*t)] for t in triples])
+    ids = prompt_ids(index, triples)
     b = len(triples)
     lat = torch.cat([torch.randn((1, 4, LATENT, LATENT), generator=torch.Generator().manual_seed(s)) for s in seeds])
     both = torch.cat([torch.zeros_like(ids), ids])  # unconditional ("") first, as diffusers
