@@ -9,7 +9,7 @@ include(CMakePackageConfigHelpers)
 set(TP_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/twistedpic"
     CACHE STRING "Where twistedpicConfig.cmake is installed, relative to the prefix")
 
-set(_tp_targets twistedpic_log twistedpic_core twistedpic_text)
+set(_tp_targets twistedpic_log twistedpic_util twistedpic_core twistedpic_text)
 if(TP_WITH_TORCH)
   list(APPEND _tp_targets twistedpic_cuda twistedpic_torch twistedpic twistedpic_c)
   # libtwistedpic.so needs LibTorch and the CUDA runtime from where it was
@@ -19,6 +19,7 @@ if(TP_WITH_TORCH)
 endif()
 # Same name as the in-tree alias twistedpic::core.
 set_target_properties(twistedpic_core PROPERTIES EXPORT_NAME core)
+set_target_properties(twistedpic_util PROPERTIES EXPORT_NAME util)
 set_target_properties(twistedpic_text PROPERTIES EXPORT_NAME text)  # twistedpic::text
 
 install(TARGETS ${_tp_targets}

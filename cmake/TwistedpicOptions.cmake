@@ -9,7 +9,7 @@ function(tp_project_target target)
   target_include_directories(${target} PRIVATE ${PROJECT_SOURCE_DIR}/src)
   target_compile_options(${target} PRIVATE
     $<$<COMPILE_LANGUAGE:C,CXX>:-Wall -Wextra -Werror>
-    $<$<COMPILE_LANG_AND_ID:CXX,Clang>:-Wthread-safety>  # src/core/thread_annotations.h
+    $<$<COMPILE_LANG_AND_ID:CXX,Clang>:-Wthread-safety>  # src/util/thread_annotations.h
     $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra,-Werror --Werror all-warnings>)
   if(TP_SANITIZE)
     # GCC 12 reports false -Wfree-nonheap-object errors in instrumented, inlined

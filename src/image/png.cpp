@@ -23,7 +23,7 @@
 #include <system_error>
 #include <utility>
 
-#include "weights/file.h"
+#include "util/file.h"
 
 namespace tp {
 inline namespace v0 {

@@ -17,7 +17,7 @@
 #include "twistedpic/diffusers_folder.h"
 #include "twistedpic/log.h"
 #include "twistedpic/tokenizer.h"
-#include "weights/file.h"
+#include "util/file.h"
 
 namespace tp {
 inline namespace v0 {

@@ -33,7 +33,9 @@
 #include <unistd.h>
 #include <utility>
 
-#include "core/thread_annotations.h"
+#include "util/bytes.h"
+#include "util/system.h"
+#include "util/thread_annotations.h"
 #include "twistedpic/log.h"
 
 namespace tp {
@@ -118,19 +120,6 @@ void log_host_error(const Error& e, std::string_view what_next) {
   TP_LOG(kError, "registry", e.message << "; " << what_next);
 }
 
-uint64_t default_host_budget() {
-  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-  if (pages <= 0 || page <= 0) return 0;
-  return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) / 2;
-}
-
-std::string fmt_bytes(uint64_t b) {
-  char buf[64];
-  if (b >= (1ull << 30)) std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(b) / (1ull << 30));
-  else if (b >= (1ull << 20)) std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1ull << 20));
-  else std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(b));
-  return std::string(buf) + " (" + std::to_string(b) + ")";
-}
 
 }  // namespace
 
@@ -360,10 +349,10 @@ struct ModelLease::Core {
   }
 
   std::string exhausted_message(const Entry& e, const Admission& a) const TP_REQUIRES(mu) {
-    return "cannot load '" + e.config.name + "': needs " + fmt_bytes(a.need) + " (weights " + fmt_bytes(e.weight_bytes) +
-           " + workspace " + fmt_bytes(e.config.workspace_bytes) + "), free " + fmt_bytes(a.avail) +
-           " (after a headroom of " + fmt_bytes(config.policy.min_free_bytes) + "), evictable " +
-           fmt_bytes(a.evictable_bytes) + ", held by leased models " + fmt_bytes(a.leased_bytes);
+    return "cannot load '" + e.config.name + "': needs " + detail::format_bytes(a.need) + " (weights " + detail::format_bytes(e.weight_bytes) +
+           " + workspace " + detail::format_bytes(e.config.workspace_bytes) + "), free " + detail::format_bytes(a.avail) +
+           " (after a headroom of " + detail::format_bytes(config.policy.min_free_bytes) + "), evictable " +
+           detail::format_bytes(a.evictable_bytes) + ", held by leased models " + detail::format_bytes(a.leased_bytes);
   }
 
   // ---- transitions (all called and returning with mu held) ----------------
@@ -812,7 +801,7 @@ Expected<std::unique_ptr<ModelRegistry>> ModelRegistry::create(RegistryConfig co
     if (!p) return invalid_argument("RegistryOptions.policies holds a null policy");
 
   auto core = std::make_shared<ModelLease::Core>();
-  core->host_budget = config.host_budget_bytes.value_or(default_host_budget());
+  core->host_budget = config.host_budget_bytes.value_or(detail::physical_ram_bytes() / 2);
   core->chain = options.policies;
   for (auto& p : make_builtin_policies(config)) core->chain.push_back(std::move(p));
   for (const auto& m : config.models) {

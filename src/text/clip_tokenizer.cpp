@@ -28,8 +28,8 @@
 #include "text/tokenizer_config.h"
 #include "text/unicode.h"
 #include "twistedpic/tokenizer.h"
-#include "weights/file.h"
-#include "weights/json.h"
+#include "util/file.h"
+#include "util/json.h"
 
 namespace tp {
 inline namespace v0 {

@@ -5,7 +5,7 @@
 #include <charconv>
 #include <map>
 
-#include "weights/json.h"
+#include "util/json.h"
 
 namespace tp::detail {
 namespace {

@@ -9,6 +9,7 @@
 #include "twistedpic/tensor_weights.h"
 
 #include "cuda/cuda_runtime.h"
+#include "util/system.h"
 #include "twistedpic/version.h"
 
 namespace tp {
@@ -48,8 +49,8 @@ Expected<RegistryOptions> default_registry_options(int cuda_device) {
   if (auto gpu = make_cuda_device(cuda_device); gpu) {
     device = std::move(*gpu);
   } else {
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-    uint64_t ram = pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 8ull << 30;
+    const uint64_t known = detail::physical_ram_bytes();
+    const uint64_t ram = known ? known : 8ull << 30;
     TP_LOG(kInfo, "runtime", "no CUDA device (" << gpu.error().message << "): weights go to the CPU device");
     device = std::make_shared<CpuDevice>(ram / 2);
   }

@@ -6,8 +6,8 @@
 #include <array>
 
 #include "twistedpic/safetensors.h"
-#include "weights/file.h"
-#include "weights/json.h"
+#include "util/file.h"
+#include "util/json.h"
 #include "weights/weights_format.h"
 
 namespace tp {

@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "weights/file.h"
+#include "util/file.h"
 
 namespace tp {
 inline namespace v0 {

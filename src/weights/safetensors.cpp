@@ -8,8 +8,8 @@
 #include <cstdint>
 #include <set>
 
-#include "weights/file.h"
-#include "weights/json.h"
+#include "util/file.h"
+#include "util/json.h"
 #include "weights/weights_format.h"
 
 namespace tp::detail {

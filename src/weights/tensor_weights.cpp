@@ -11,7 +11,7 @@
 #include "twistedpic/hf_cache.h"
 #include "twistedpic/log.h"
 #include "twistedpic/safetensors.h"
-#include "weights/file.h"
+#include "util/file.h"
 
 namespace tp {
 inline namespace v0 {

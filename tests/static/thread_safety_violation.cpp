@@ -2,7 +2,7 @@
 // core.thread_safety_analysis_catches_violations expects these errors, which
 // shows that src/core/thread_annotations.h's macros are live under clang (and
 // that the core.thread_safety_analysis check has teeth).
-#include "core/thread_annotations.h"
+#include "util/thread_annotations.h"
 
 namespace {
 

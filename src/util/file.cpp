@@ -1,4 +1,4 @@
-#include "weights/file.h"
+#include "util/file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -1,11 +1,11 @@
-#include "weights/json.h"
+#include "util/json.h"
 
 #include <algorithm>
 #include <new>
 #include <unordered_set>
 #include <vector>
 
-#include "weights/file.h"
+#include "util/file.h"
 
 namespace tp::detail {
 namespace {

@@ -1,4 +1,4 @@
-// Private: POSIX file reading for the weights layer, with errors as values.
+// Private (util): POSIX file reading with errors as values.
 //
 // ReadOnlyFile wraps an fd opened O_RDONLY|O_CLOEXEC on a regular file and
 // reads with pread, so one object may serve concurrent readers. Errors name the

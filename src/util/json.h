@@ -1,5 +1,6 @@
-// Private: strict JSON parsing for the weights layer's files (safetensors
-// headers, *.index.json, model_index.json, config.json).
+// Private (util): strict JSON parsing, the one reader for every JSON file the
+// library reads (safetensors headers, *.index.json, model_index.json, configs,
+// tokenizer files).
 //
 // nlohmann::json silently keeps the last of duplicate keys; a weights file with
 // two entries for one tensor name is ambiguous, so parse_json() refuses
