@@ -9,8 +9,8 @@
 #include <cstdlib>
 #include <vector>
 
-#include "twistedpic/safetensors.h"
-#include "twistedpic/tensor_weights.h"
+#include "weights/safetensors.h"
+#include "weights/tensor_weights.h"
 
 namespace tp {
 namespace {

@@ -18,7 +18,7 @@
 #include <fstream>
 #include <string_view>
 
-#include "twistedpic/tokenizer.h"
+#include "text/tokenizer.h"
 
 namespace {
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "twistedpic/safetensors.h"
+#include "weights/safetensors.h"
 
 namespace {
 

@@ -10,7 +10,7 @@
 // Used only by the fuzzers; never part of a library.
 #include "twistedpic/device.h"
 #include "twistedpic/runtime.h"
-#include "twistedpic/tensor_weights.h"
+#include "weights/tensor_weights.h"
 
 namespace tp {
 inline namespace v0 {

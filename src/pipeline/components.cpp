@@ -2,8 +2,8 @@
 // model per network. Torch-free (part of twistedpic_core).
 #include <map>
 
-#include "twistedpic/diffusers_folder.h"
-#include "twistedpic/hf_cache.h"
+#include "weights/diffusers_folder.h"
+#include "weights/hf_cache.h"
 #include "twistedpic/pipeline.h"
 
 namespace tp {

@@ -14,9 +14,9 @@
 
 #include "pipeline/scheduler.h"
 #include "torch/tensors.h"
-#include "twistedpic/diffusers_folder.h"
+#include "weights/diffusers_folder.h"
 #include "twistedpic/log.h"
-#include "twistedpic/tokenizer.h"
+#include "text/tokenizer.h"
 #include "util/file.h"
 
 namespace tp {

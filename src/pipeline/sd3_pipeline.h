@@ -5,7 +5,7 @@
 
 #include "pipeline/sd3_model.h"
 #include "twistedpic/pipeline.h"
-#include "twistedpic/tensor_weights.h"
+#include "weights/tensor_weights.h"
 
 namespace tp::sd3 {
 

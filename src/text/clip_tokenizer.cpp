@@ -27,7 +27,7 @@
 
 #include "text/tokenizer_config.h"
 #include "text/unicode.h"
-#include "twistedpic/tokenizer.h"
+#include "text/tokenizer.h"
 #include "util/file.h"
 #include "util/json.h"
 

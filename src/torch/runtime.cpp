@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "twistedpic/log.h"
-#include "twistedpic/tensor_weights.h"
+#include "weights/tensor_weights.h"
 
 #include "cuda/cuda_runtime.h"
 #include "util/system.h"

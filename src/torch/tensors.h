@@ -8,7 +8,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "twistedpic/tensor_weights.h"
+#include "weights/tensor_weights.h"
 
 namespace tp::torch_bridge {
 

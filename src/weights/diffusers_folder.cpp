@@ -1,11 +1,11 @@
 // Reading a diffusers model folder: model_index.json, component configs and
 // the choice of each component's weight files.
-#include "twistedpic/diffusers_folder.h"
+#include "weights/diffusers_folder.h"
 
 #include <algorithm>
 #include <array>
 
-#include "twistedpic/safetensors.h"
+#include "weights/safetensors.h"
 #include "util/file.h"
 #include "util/json.h"
 #include "weights/weights_format.h"

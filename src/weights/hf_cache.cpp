@@ -1,5 +1,5 @@
 // Resolution of Hugging Face model ids inside the local hub cache.
-#include "twistedpic/hf_cache.h"
+#include "weights/hf_cache.h"
 
 #include <cctype>
 #include <cstdlib>

@@ -1,6 +1,6 @@
 // The safetensors header parser, the sharded index reader and the pickle
 // refusal. See include/twistedpic/safetensors.h for the rules and codes.
-#include "twistedpic/safetensors.h"
+#include "weights/safetensors.h"
 
 #include <algorithm>
 #include <array>

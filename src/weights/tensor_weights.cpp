@@ -1,5 +1,5 @@
 // TensorWeights and the transfer engine; TensorWeightBackend.
-#include "twistedpic/tensor_weights.h"
+#include "weights/tensor_weights.h"
 
 #include <algorithm>
 #include <atomic>
@@ -7,10 +7,10 @@
 #include <set>
 #include <thread>
 
-#include "twistedpic/diffusers_folder.h"
-#include "twistedpic/hf_cache.h"
+#include "weights/diffusers_folder.h"
+#include "weights/hf_cache.h"
 #include "twistedpic/log.h"
-#include "twistedpic/safetensors.h"
+#include "weights/safetensors.h"
 #include "util/file.h"
 
 namespace tp {

@@ -14,9 +14,9 @@
 #include "pipeline/sd3_pipeline.h"
 #include "torch/tensors.h"
 #include "twistedpic/device.h"
-#include "twistedpic/diffusers_folder.h"
+#include "weights/diffusers_folder.h"
 #include "twistedpic/runtime.h"
-#include "twistedpic/tensor_weights.h"
+#include "weights/tensor_weights.h"
 
 namespace tp {
 namespace {

@@ -38,8 +38,8 @@
 #include "twistedpic/device.h"
 #include "twistedpic/error.h"
 #include "twistedpic/image.h"
-#include "twistedpic/tensor_weights.h"
-#include "twistedpic/tokenizer.h"
+#include "weights/tensor_weights.h"
+#include "text/tokenizer.h"
 
 namespace tp {
 namespace {

@@ -35,7 +35,7 @@
 #include <thread>
 
 #include "twistedpic/registry.h"
-#include "twistedpic/tensor_weights.h"
+#include "weights/tensor_weights.h"
 #include "unit/weights/weights_test_util.h"
 
 namespace tp {

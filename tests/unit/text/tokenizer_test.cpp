@@ -25,7 +25,7 @@
 #include <thread>
 #include <vector>
 
-#include "twistedpic/tokenizer.h"
+#include "text/tokenizer.h"
 
 namespace tp {
 namespace {

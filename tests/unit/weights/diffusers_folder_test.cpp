@@ -1,4 +1,4 @@
-#include "twistedpic/diffusers_folder.h"
+#include "weights/diffusers_folder.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-#include "twistedpic/hf_cache.h"
+#include "weights/hf_cache.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-#include "twistedpic/safetensors.h"
+#include "weights/safetensors.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

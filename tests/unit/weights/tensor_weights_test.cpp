@@ -8,7 +8,7 @@
 #include <random>
 
 #include "twistedpic/registry.h"
-#include "twistedpic/tensor_weights.h"
+#include "weights/tensor_weights.h"
 #include "unit/weights/weights_test_util.h"
 
 namespace tp {

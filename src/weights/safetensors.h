@@ -1,4 +1,4 @@
-// twistedpic: the safetensors header parser, sharded indexes, and the refusal
+// Private (weights): the safetensors header parser, sharded indexes, and the refusal
 // of pickle checkpoints. This is the security boundary of weight loading:
 // nothing reads tensor bytes from a file whose header has not passed here.
 //

@@ -1,4 +1,4 @@
-// twistedpic: finding a Hugging Face model in the local hub cache, with no
+// Private (weights): finding a Hugging Face model in the local hub cache, with no
 // network access ever.
 //
 // The hub cache is laid out as

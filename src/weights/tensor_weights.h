@@ -1,4 +1,4 @@
-// twistedpic: real weights. TensorWeights holds one model's safetensors
+// Private (weights): real weights. TensorWeights holds one model's safetensors
 // tensors in a single device arena (one allocation outside any caching
 // allocator, so an unload gives every byte back to the driver) and moves
 // them between tiers with the transfer engine:

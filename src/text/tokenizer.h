@@ -1,4 +1,4 @@
-// twistedpic: the tokenizers of Stable Diffusion 3's text encoders, torch-free.
+// Private (text): the tokenizers of Stable Diffusion 3's text encoders, torch-free.
 //
 // ClipTokenizer reads a CLIP BPE folder (tokenizer/ and tokenizer_2/ of a
 // diffusers SD3 folder: vocab.json, merges.txt, tokenizer_config.json);

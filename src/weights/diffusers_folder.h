@@ -1,4 +1,4 @@
-// twistedpic: reading a diffusers model folder.
+// Private (weights): reading a diffusers model folder.
 //
 // A diffusers folder holds model_index.json ({"_class_name": "StableDiffusion3Pipeline",
 // "vae": ["diffusers", "AutoencoderKL"], "safety_checker": [null, null], ...})
