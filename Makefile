@@ -51,7 +51,7 @@ test-tsan: setup
 	cmake --build $(BUILD_TSAN) -j $(JOBS)
 	cd $(BUILD_TSAN) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
-# Unit and C ABI tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Unit, reference (Python-backed) and C ABI tests under AddressSanitizer + UndefinedBehaviorSanitizer.
 BUILD_ASAN ?= build-asan
 ASAN_ENV := ASAN_OPTIONS="detect_leaks=1 protect_shadow_gap=0 abort_on_error=1" \
   LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp print_suppressions=0" UBSAN_OPTIONS="print_stacktrace=1 halt_on_error=1"
@@ -59,7 +59,7 @@ test-asan: setup
 	@[ -f $(BUILD_ASAN)/build.ninja ] || cmake -S . -B $(BUILD_ASAN) $(CMAKE_COMMON) $(TORCH_ARGS) \
 	  -DTP_SANITIZE=address,undefined -DTP_BUILD_EXAMPLES=OFF
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
-	cd $(BUILD_ASAN) && $(ASAN_ENV) ctest --output-on-failure -j $(JOBS) -L "unit|capi" $(CTEST_ARGS)
+	cd $(BUILD_ASAN) && $(ASAN_ENV) ctest --output-on-failure -j $(JOBS) -L "unit|reference|capi" $(CTEST_ARGS)
 
 # Every libFuzzer target (fuzz/run.sh finds them) for FUZZ_SMOKE_TIME seconds over
 # the committed seeds, built in its own folder ($(BUILD_FUZZ)). Skipped, saying

@@ -15,18 +15,19 @@ from conan import ConanFile
 from conan.errors import ConanInvalidConfiguration
 from conan.tools.build import check_min_cppstd
 from conan.tools.cmake import CMake, CMakeDeps, CMakeToolchain, cmake_layout
-from conan.tools.files import load
+from conan.tools.files import copy, load
 
 
 class TwistedpicConan(ConanFile):
     name = "twistedpic"
     description = "Embeddable GPU image generation that shares the GPU politely (C++20 on LibTorch, with a C ABI)"
+    license = "Apache-2.0"
     topics = ("image-generation", "diffusion", "libtorch", "cuda", "gpu-memory")
     # Static C++ libraries (twistedpic::twistedpic) plus the shared C ABI
     # library libtwistedpic.so (twistedpic::twistedpic_c); the library types are fixed.
     package_type = "static-library"
     settings = "os", "arch", "compiler", "build_type"
-    exports_sources = ("CMakeLists.txt", "cmake/*", "include/*", "src/*", "capi/*", "examples/configs/*", "models/*")
+    exports_sources = ("LICENSE", "CMakeLists.txt", "cmake/*", "include/*", "src/*", "capi/*", "examples/configs/*", "models/*")
 
     def set_version(self):
         cmakelists = load(self, os.path.join(self.recipe_folder, "CMakeLists.txt"))
@@ -70,6 +71,7 @@ class TwistedpicConan(ConanFile):
 
     def package(self):
         CMake(self).install()
+        copy(self, "LICENSE", self.source_folder, os.path.join(self.package_folder, "licenses"))
 
     def package_info(self):
         # CMake consumers get the package's own twistedpicConfig.cmake (the

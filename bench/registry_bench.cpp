@@ -5,6 +5,8 @@
 #include <mutex>
 
 #include "twistedpic/registry.h"
+#include "twistedpic/testing/simulated_backend.h"
+#include "twistedpic/testing/simulated_device.h"
 
 namespace tp {
 namespace {

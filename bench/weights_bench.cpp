@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "device/device.h"
 #include "weights/safetensors.h"
 #include "weights/tensor_weights.h"
 

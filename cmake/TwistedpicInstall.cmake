@@ -9,9 +9,9 @@ include(CMakePackageConfigHelpers)
 set(TP_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/twistedpic"
     CACHE STRING "Where twistedpicConfig.cmake is installed, relative to the prefix")
 
-set(_tp_targets twistedpic_log twistedpic_util twistedpic_core twistedpic_text)
+set(_tp_targets twistedpic_log twistedpic_util twistedpic_core twistedpic_text twistedpic_pipeline_spec)
 if(TP_WITH_TORCH)
-  list(APPEND _tp_targets twistedpic_cuda twistedpic_torch twistedpic twistedpic_c)
+  list(APPEND _tp_targets twistedpic_cuda twistedpic_torch twistedpic_pipeline twistedpic twistedpic_c)
   # libtwistedpic.so needs LibTorch and the CUDA runtime from where it was
   # built (the venv's wheel, /usr/local/cuda), as the build tree's copy does.
   set_target_properties(twistedpic_c PROPERTIES

@@ -18,6 +18,7 @@
 // end every host policy's destroy has run exactly once, and ASan/LSan check
 // that nothing leaked.
 #include <fuzzer/FuzzedDataProvider.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -136,14 +137,9 @@ int32_t pick_tier(FuzzedDataProvider& f) {
   return f.ConsumeBool() ? f.PickValueInArray(kTiers) : f.ConsumeIntegral<int32_t>();
 }
 
+// `s` as a JSON string; bytes that are not UTF-8 become U+FFFD.
 std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) continue;
-    out += c;
-  }
-  return out + "\"";
+  return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string json_bytes(FuzzedDataProvider& f) {

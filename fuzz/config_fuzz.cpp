@@ -15,6 +15,9 @@
 #include "twistedpic/config.h"
 #include "twistedpic/log.h"
 #include "twistedpic/registry.h"
+#include "twistedpic/testing/manual_clock.h"
+#include "twistedpic/testing/simulated_backend.h"
+#include "twistedpic/testing/simulated_device.h"
 
 namespace {
 

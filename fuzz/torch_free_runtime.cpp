@@ -8,7 +8,7 @@
 //     device with a small budget, instead of the CUDA device or half the RAM;
 //   - empty_torch_cuda_cache(): a no-op (there is no caching allocator here).
 // Used only by the fuzzers; never part of a library.
-#include "twistedpic/device.h"
+#include "device/device.h"
 #include "twistedpic/runtime.h"
 #include "weights/tensor_weights.h"
 

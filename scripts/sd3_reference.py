@@ -8,7 +8,7 @@ For each variant this writes
   OUT_DIR/<variant>.reference.safetensors    diffusers' outputs, component by component
   OUT_DIR/<variant>.reference.json           the prompts and settings that produced them
 
-The C++ pipeline must reproduce every tensor (tests/pipeline/sd3_parity_test.cpp).
+The C++ pipeline must reproduce every tensor (tests/unit/pipeline/sd3/sd3_parity_test.cpp).
 The variants:
   plain  SD3 Medium's architecture: joint attention, no qk norm, T5 present.
   sd35   SD3.5's: qk RMS norm (Large) and dual-attention layers (Medium).

@@ -4,6 +4,8 @@
 #include "twistedpic/config.h"
 #include "twistedpic/registry.h"
 #include "twistedpic/runtime.h"
+#include "twistedpic/testing/simulated_backend.h"
+#include "twistedpic/testing/simulated_device.h"
 
 int main() {
   auto config = tp::parse_registry_config(R"({"models": {"tiny": {"model_id": "org/tiny", "size_bytes": "1GiB"}}})");

@@ -6,6 +6,8 @@
 #include "tp_internal.h"
 #include "twistedpic/registry.h"
 #include "twistedpic/runtime.h"
+#include "twistedpic/testing/simulated_backend.h"
+#include "twistedpic/testing/simulated_device.h"
 
 namespace {
 

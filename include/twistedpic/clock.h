@@ -1,10 +1,11 @@
 // twistedpic: the time source of the registry, injectable so that idle
-// timeouts and last-use ordering are tested without sleeping.
+// timeouts and last-use ordering are tested without sleeping (a ManualClock,
+// twistedpic/testing/manual_clock.h).
 //
-// Threading: SteadyClock and ManualClock are safe to use from any thread.
+// Threading: SteadyClock is safe to use from any thread; a Clock passed to
+// the registry must be too.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 
 namespace tp {
@@ -25,18 +26,6 @@ class Clock {
 class SteadyClock final : public Clock {
  public:
   TimePoint now() const override { return std::chrono::steady_clock::now(); }
-};
-
-// A clock that moves only when advance() is called. Starts at an arbitrary
-// fixed point well after the epoch.
-class ManualClock final : public Clock {
- public:
-  TimePoint now() const override { return TimePoint(Duration(ticks_.load(std::memory_order_acquire))); }
-  bool is_real_time() const override { return false; }
-  void advance(Duration d) { ticks_.fetch_add(d.count(), std::memory_order_acq_rel); }
-
- private:
-  std::atomic<Duration::rep> ticks_{std::chrono::duration_cast<Duration>(std::chrono::hours(1)).count()};
 };
 
 }  // namespace v0

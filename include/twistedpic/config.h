@@ -26,6 +26,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,13 +50,20 @@ struct ModelPolicyOverrides {
   std::optional<Tier> idle_unload_to;
 };
 
+// The only ModelConfig::device value accepted today (the default).
+inline constexpr const char* kDefaultModelDevice = "cuda:0";
+
 struct ModelConfig {
   std::string name;
   // A diffusers folder path, or a Hugging Face model id resolved in the local cache.
   std::string source;
   std::string pipeline_type = "sd3";
   DType dtype = DType::kBF16;
-  std::string device = "cuda:0";
+  // The device the weights go to. Only kDefaultModelDevice is accepted until
+  // multi-device placement lands: every model goes to the registry's device
+  // (default_registry_options' CUDA device, or the CPU device without one),
+  // and any other value is kInvalidArgument rather than silently ignored.
+  std::string device = kDefaultModelDevice;
   // Lower priorities are evicted first. Default: 0.
   int priority = 0;
   // A pinned model is never evicted by a policy (explicit unload still works).
@@ -82,6 +90,8 @@ struct PolicyConfig {
 
 // A text-to-image pipeline whose networks are registry models of their own
 // (made by expand_pipeline_components, pipeline.h).
+struct PipelineSpec;  // internal
+
 struct PipelineConfig {
   std::string name;           // the configured model
   std::string pipeline_type;  // "sd3"
@@ -89,6 +99,9 @@ struct PipelineConfig {
   // component ("transformer", "vae", "text_encoder", ...) -> the registry
   // model that holds its weights
   std::vector<std::pair<std::string, std::string>> components;
+  // What expand_pipeline_components read from the folder (opaque: the
+  // networks' configs, tokenizers and defaults); Pipeline::create builds from it.
+  std::shared_ptr<const PipelineSpec> spec;
 
   // The registry model of `component`, or nullptr.
   const std::string* model_for(std::string_view component) const {

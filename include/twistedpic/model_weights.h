@@ -1,6 +1,7 @@
 // twistedpic: how the registry reaches a model's weights without knowing
-// what they are. The weights I/O layer implements this with real tensors;
-// tests use SimulatedBackend.
+// what they are. The weights I/O layer implements this with real tensors
+// (default_registry_options, runtime.h); tests use SimulatedBackend
+// (twistedpic/testing/simulated_backend.h).
 //
 // A WeightBackend opens a configured model (cheap: it reads headers and sizes
 // but moves no weights). The ModelWeights it returns moves them between tiers
@@ -16,12 +17,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
-#include <set>
 #include <string>
 
 #include "twistedpic/config.h"
-#include "twistedpic/device_monitor.h"
 #include "twistedpic/expected.h"
 
 namespace tp {
@@ -63,40 +61,6 @@ class WeightBackend {
  public:
   virtual ~WeightBackend() = default;
   virtual Expected<std::unique_ptr<ModelWeights>> open(const ModelConfig& config) = 0;
-};
-
-// A backend whose weights are byte counts on a SimulatedDevice, for tests,
-// benchmarks and the CPU-only demo. A model's size is its config's
-// size_bytes. Loads can be slowed down, blocked and failed.
-class TP_EXPORT SimulatedBackend final : public WeightBackend {
- public:
-  struct Hooks {
-    // Called inside every load_to_device, before the device allocation, with
-    // the model name and the tier it loads from; may block (a test latch).
-    std::function<void(const std::string& model, Tier from)> on_load;
-    // Bytes of host memory the backend may pin; further host copies fail
-    // with kResourceExhausted. 0: unlimited.
-    uint64_t host_capacity_bytes = 0;
-  };
-
-  explicit SimulatedBackend(std::shared_ptr<SimulatedDevice> device);
-  SimulatedBackend(std::shared_ptr<SimulatedDevice> device, Hooks hooks);
-
-  Expected<std::unique_ptr<ModelWeights>> open(const ModelConfig& config) override;
-
-  // The next load of `model` fails with kDataLoss (a read error).
-  void fail_next_load(const std::string& model);
-  // The next `count` host-copy allocations fail (pinned allocation failure).
-  void fail_next_host_allocations(int count);
-
-  uint64_t host_bytes() const;    // pinned host bytes held by all models
-  uint64_t loads() const;         // completed load_to_device calls
-  uint64_t disk_loads() const;    // of which read from disk
-
-  struct State;  // shared with the ModelWeights it creates
-
- private:
-  std::shared_ptr<State> state_;
 };
 
 }  // namespace v0

@@ -40,15 +40,20 @@
 namespace tp {
 inline namespace v0 {
 
-// Replaces every model of pipeline_type "sd3" in `config` by one registry
-// model per network, named "<model>/<component>" ("sd3/transformer"), and
-// records the mapping in config.pipelines. Networks that several pipelines
-// share become one model, named after the first pipeline that uses it. The
-// networks inherit the model's dtype, device, priority, pinning, eagerness
-// and policy overrides; the transformer gets its workspace_bytes.
-// Errors: kNotFound for a missing folder or component; kInvalidArgument for a
-// folder that is not a Stable Diffusion 3 pipeline; kUnimplemented for other
-// pipeline types.
+// Replaces every model of a supported pipeline_type ("sd3") in `config` by
+// one registry model per network, named "<model>/<component>"
+// ("sd3/transformer"), and records the mapping in config.pipelines. Each
+// pipeline's folder is read here, once: the networks' configs, the tokenizers
+// and the sampling defaults are checked to fit together and kept in the
+// config, so Pipeline::create reads nothing from disk. Networks that several
+// pipelines share become one model, named after the first pipeline that uses
+// it. The networks inherit the model's dtype, device, priority, pinning,
+// eagerness and policy overrides; the denoiser gets its workspace_bytes.
+// Models of other pipeline types are kept as they are.
+// Errors: kNotFound for a missing folder, component or tokenizer;
+// kInvalidArgument for a folder that is not a runnable pipeline of its type,
+// or networks that do not fit together; kUnimplemented for a network class or
+// option not implemented.
 struct ExpandOptions {
   // Where the text encoders go when their lease ends, overriding the model's
   // policy: Tier::kHost frees the device for the transformer after encoding,
@@ -108,12 +113,15 @@ struct GenerateResult {
   double guidance_scale = 0;
 };
 
+struct RunOverrides;  // internal (the parity tests' hook)
+
 class TP_EXPORT Pipeline {
  public:
-  // The pipeline `model` of `registry` (after expand_pipeline_components).
-  // Reads the networks' configs and the tokenizers; loads no weights.
-  // Errors: kNotFound for an unknown pipeline or a missing tokenizer;
-  // kInvalidArgument / kUnimplemented for configs it cannot run.
+  // The pipeline `model` of `registry` (after expand_pipeline_components),
+  // built from what that read; reads no file and loads no weights.
+  // Errors: kNotFound for an unknown pipeline; kFailedPrecondition for a
+  // registry not made from expand_pipeline_components' result;
+  // kUnimplemented for an unsupported pipeline type.
   // REQUIRES: `registry` outlives the pipeline.
   static Expected<std::unique_ptr<Pipeline>> create(ModelRegistry& registry, std::string_view model);
   ~Pipeline();
@@ -132,10 +140,10 @@ class TP_EXPORT Pipeline {
   // Sizes must be multiples of this.
   int size_multiple() const;
 
-  struct Impl;
-
  private:
-  friend struct PipelineAccess;  // internal: tests reach the implementation
+  struct Impl;
+  friend Expected<GenerateResult> generate_with_overrides(Pipeline&, const GenerateRequest&,
+                                                          const RunOverrides&);  // internal: parity tests
   explicit Pipeline(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

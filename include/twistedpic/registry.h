@@ -48,6 +48,11 @@
 #include "twistedpic/model_weights.h"
 #include "twistedpic/residency.h"
 
+namespace tp::detail {
+struct RegistryState;  // src/registry/registry_state.h
+struct ModelSlot;
+}  // namespace tp::detail
+
 namespace tp {
 inline namespace v0 {
 
@@ -161,7 +166,7 @@ class TP_EXPORT ModelLease {
   ModelLease& operator=(const ModelLease&) = delete;
   ~ModelLease();
 
-  explicit operator bool() const { return entry_ != nullptr; }
+  explicit operator bool() const { return slot_ != nullptr; }
   const std::string& name() const;
   // REQUIRES: *this is a live lease.
   ModelWeights& weights() const;
@@ -169,12 +174,10 @@ class TP_EXPORT ModelLease {
 
  private:
   friend class ModelRegistry;
-  struct Core;
-  struct Entry;
-  ModelLease(std::shared_ptr<Core> core, Entry* entry);
+  ModelLease(std::shared_ptr<detail::RegistryState> state, detail::ModelSlot* slot);
 
-  std::shared_ptr<Core> core_;
-  Entry* entry_ = nullptr;
+  std::shared_ptr<detail::RegistryState> state_;
+  detail::ModelSlot* slot_ = nullptr;
 };
 
 struct RegistryOptions {
@@ -239,8 +242,8 @@ class TP_EXPORT ModelRegistry {
   Status unsubscribe(int id);
 
  private:
-  explicit ModelRegistry(std::shared_ptr<ModelLease::Core> core);
-  std::shared_ptr<ModelLease::Core> core_;
+  explicit ModelRegistry(std::shared_ptr<detail::RegistryState> state);
+  std::shared_ptr<detail::RegistryState> state_;
 };
 
 }  // namespace v0

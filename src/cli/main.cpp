@@ -9,6 +9,7 @@
 // Progress bars (loading, offloading, denoising) go to stderr when it is a
 // terminal; --quiet silences them.
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include <algorithm>
@@ -164,13 +165,9 @@ tp::Status open_session(const Cli& cli, ProgressBar& bar, Session& s) {
   return {};
 }
 
+// `text` as a JSON string; bytes that are not UTF-8 become U+FFFD.
 std::string json_string(const std::string& text) {
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) >= 0x20) out += c;
-  }
-  return out + "\"";
+  return nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 // Records every event for --timeline.

@@ -326,6 +326,9 @@ Status validate_registry_config(const RegistryConfig& config) {
     if (!names.insert(m.name).second) return invalid_argument(where + ": duplicate model name");
     if (m.source.empty()) return invalid_argument(where + ": empty source");
     if (m.pipeline_type.empty()) return invalid_argument(where + ".pipeline_type: must not be empty");
+    if (m.device != kDefaultModelDevice)
+      return invalid_argument(where + ".device: model '" + m.name + "': 'device' is '" + m.device + "'; only '" +
+                              kDefaultModelDevice + "' is supported until multi-device placement lands");
     if (m.policy.idle_unload_to == Tier::kDevice) return invalid_argument(where + ".policy.idle_unload_to: must be host or disk");
     if (m.policy.idle_timeout_s && too_long(*m.policy.idle_timeout_s))
       return invalid_argument(where + ".policy.idle_timeout_s:" + limit);

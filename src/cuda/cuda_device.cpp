@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "cuda/cuda_runtime.h"
-#include "twistedpic/device.h"
+#include "device/device.h"
 
 namespace tp {
 inline namespace v0 {

@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "twistedpic/device.h"
+#include "device/device.h"
 
 namespace tp {
 inline namespace v0 {

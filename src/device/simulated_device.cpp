@@ -1,4 +1,4 @@
-#include "twistedpic/device_monitor.h"
+#include "twistedpic/testing/simulated_device.h"
 
 namespace tp {
 inline namespace v0 {

@@ -1,7 +1,8 @@
 // SimulatedBackend: weights that are byte counts on a SimulatedDevice.
 #include <mutex>
+#include <set>
 
-#include "twistedpic/model_weights.h"
+#include "twistedpic/testing/simulated_backend.h"
 
 namespace tp {
 inline namespace v0 {

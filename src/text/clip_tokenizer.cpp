@@ -26,6 +26,7 @@
 #include <utf8proc.h>
 
 #include "text/tokenizer_config.h"
+#include "text/token_collector.h"
 #include "text/unicode.h"
 #include "text/tokenizer.h"
 #include "util/file.h"
@@ -87,26 +88,6 @@ struct Merge {
 
 uint64_t pair_key(int64_t a, int64_t b) { return (static_cast<uint64_t>(a) << 32) | static_cast<uint64_t>(b); }
 
-// Collects a prompt's tokens until max_length - 2 of them; one more sets truncated.
-class Collector {
- public:
-  explicit Collector(size_t room) : room_(room) {}
-  bool full() const { return truncated_; }
-  void add(int64_t id) {
-    if (ids_.size() == room_) {
-      truncated_ = true;
-      return;
-    }
-    ids_.push_back(id);
-  }
-  std::vector<int64_t>& ids() { return ids_; }
-  bool truncated() const { return truncated_; }
-
- private:
-  size_t room_;
-  std::vector<int64_t> ids_;
-  bool truncated_ = false;
-};
 
 }  // namespace
 
@@ -119,14 +100,14 @@ struct ClipTokenizer::Impl {
   detail::AddedTokens normalized_tokens;       // ... after it
   int64_t bos = 0, eos = 0, pad = 0, unk = 0;
 
-  void bpe(std::string_view word, Collector* out) const;
-  void words(std::string_view normalized, Collector* out) const;
+  void bpe(std::string_view word, detail::TokenCollector* out) const;
+  void words(std::string_view normalized, detail::TokenCollector* out) const;
 };
 
 // BPE over one word, as tokenizers' Word::merge_all: a min-heap of
 // (rank, position) candidates; a candidate is stale once either side has
 // changed, which the re-check of the pair's merge catches.
-void ClipTokenizer::Impl::bpe(std::string_view word, Collector* out) const {
+void ClipTokenizer::Impl::bpe(std::string_view word, detail::TokenCollector* out) const {
   struct Symbol {
     int64_t id;
     int prev, next;
@@ -174,10 +155,10 @@ void ClipTokenizer::Impl::bpe(std::string_view word, Collector* out) const {
 
 // CLIP's split of normalized text into words, each BPE'd:
 // <\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
-void ClipTokenizer::Impl::words(std::string_view s, Collector* out) const {
+void ClipTokenizer::Impl::words(std::string_view s, detail::TokenCollector* out) const {
   static constexpr std::string_view kSpecials[] = {"<|startoftext|>", "<|endoftext|>"};
   size_t pos = 0;
-  while (pos < s.size() && !out->full()) {
+  while (pos < s.size() && !out->truncated()) {
     const size_t start = pos;
     bool special = false;
     for (std::string_view sp : kSpecials) {
@@ -309,23 +290,10 @@ Expected<ClipTokenizer> ClipTokenizer::load(const fs::path& folder) {
 
 TokenizedText ClipTokenizer::encode(std::string_view utf8, size_t max_length) const {
   max_length = std::max<size_t>(max_length, 2);
-  Collector tokens(max_length - 2);
-  const std::string text = detail::sanitize_utf8(utf8);
-  for (const auto& raw : impl_->raw_tokens.split(text)) {
-    if (tokens.full()) break;
-    if (raw.id >= 0) {
-      tokens.add(raw.id);
-      continue;
-    }
-    const std::string normalized = normalize(raw.text);
-    for (const auto& piece : impl_->normalized_tokens.split(normalized)) {
-      if (tokens.full()) break;
-      if (piece.id >= 0)
-        tokens.add(piece.id);
-      else
-        impl_->words(piece.text, &tokens);
-    }
-  }
+  detail::TokenCollector tokens(max_length - 2);
+  detail::collect_tokens(
+      detail::sanitize_utf8(utf8), impl_->raw_tokens, impl_->normalized_tokens, normalize,
+      [&](std::string_view text, detail::TokenCollector* out) { impl_->words(text, out); }, &tokens);
   TokenizedText out;
   out.ids.reserve(max_length);
   out.ids.push_back(impl_->bos);

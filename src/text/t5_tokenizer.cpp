@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "text/tokenizer_config.h"
+#include "text/token_collector.h"
 #include "text/unicode.h"
 #include "text/tokenizer.h"
 #include "util/file.h"
@@ -290,25 +291,6 @@ class Charsmap {
   std::string replacements_;
 };
 
-// Collects a prompt's tokens until max_length - 1 of them; one more sets truncated.
-class Collector {
- public:
-  explicit Collector(size_t room) : room_(room) {}
-  bool full() const { return truncated_; }
-  void add(int64_t id) {
-    if (ids_.size() == room_) {
-      truncated_ = true;
-      return;
-    }
-    ids_.push_back(id);
-  }
-  const std::vector<int64_t>& ids() const { return ids_; }
-
- private:
-  size_t room_;
-  std::vector<int64_t> ids_;
-  bool truncated_ = false;
-};
 
 }  // namespace
 
@@ -320,10 +302,10 @@ struct T5Tokenizer::Impl {
   int64_t eos = 1, pad = 0;
   size_t vocab_size = 0;
 
-  void words(std::string_view normalized, Collector* out) const;
+  void words(std::string_view normalized, detail::TokenCollector* out) const;
 };
 
-void T5Tokenizer::Impl::words(std::string_view s, Collector* out) const {
+void T5Tokenizer::Impl::words(std::string_view s, detail::TokenCollector* out) const {
   std::vector<int> ids;
   auto encode = [&](std::string_view piece) {
     if (!sp.Encode(piece, &ids).ok()) ids.assign(1, static_cast<int>(sp_unk));  // only fails unloaded
@@ -338,7 +320,7 @@ void T5Tokenizer::Impl::words(std::string_view s, Collector* out) const {
     }
     return pos;
   };
-  for (size_t pos = skip(0, true); pos < s.size() && !out->full(); pos = skip(pos, true)) {
+  for (size_t pos = skip(0, true); pos < s.size() && !out->truncated(); pos = skip(pos, true)) {
     const size_t start = pos;
     pos = skip(pos, false);
     const std::string_view word = s.substr(start, pos - start);
@@ -346,12 +328,12 @@ void T5Tokenizer::Impl::words(std::string_view s, Collector* out) const {
     std::string marked = word.starts_with(kMetaspace) ? std::string(word) : std::string(kMetaspace) + std::string(word);
     const std::string_view m = marked;
     size_t from = 0;
-    for (size_t next = m.find(kMetaspace, kMetaspace.size()); next != std::string_view::npos && !out->full();
+    for (size_t next = m.find(kMetaspace, kMetaspace.size()); next != std::string_view::npos && !out->truncated();
          next = m.find(kMetaspace, next + kMetaspace.size())) {
       encode(m.substr(from, next - from));
       from = next;
     }
-    if (!out->full()) encode(m.substr(from));
+    if (!out->truncated()) encode(m.substr(from));
   }
 }
 
@@ -420,28 +402,16 @@ Expected<T5Tokenizer> T5Tokenizer::load(const fs::path& folder) {
 
 TokenizedText T5Tokenizer::encode(std::string_view utf8, size_t max_length) const {
   max_length = std::max<size_t>(max_length, 1);
-  Collector tokens(max_length - 1);
-  const std::string text = detail::sanitize_utf8(utf8);
-  for (const auto& raw : impl_->raw_tokens.split(text)) {
-    if (tokens.full()) break;
-    if (raw.id >= 0) {
-      tokens.add(raw.id);
-      continue;
-    }
-    const std::string normalized = impl_->charsmap ? impl_->charsmap->normalize(raw.text) : std::string(raw.text);
-    for (const auto& piece : impl_->normalized_tokens.split(normalized)) {
-      if (tokens.full()) break;
-      if (piece.id >= 0)
-        tokens.add(piece.id);
-      else
-        impl_->words(piece.text, &tokens);
-    }
-  }
+  detail::TokenCollector tokens(max_length - 1);
+  detail::collect_tokens(
+      detail::sanitize_utf8(utf8), impl_->raw_tokens, impl_->normalized_tokens,
+      [&](std::string_view raw) { return impl_->charsmap ? impl_->charsmap->normalize(raw) : std::string(raw); },
+      [&](std::string_view text, detail::TokenCollector* out) { impl_->words(text, out); }, &tokens);
   TokenizedText out;
   out.ids = tokens.ids();
   out.ids.push_back(impl_->eos);
   out.length = out.ids.size();
-  out.truncated = tokens.full();
+  out.truncated = tokens.truncated();
   out.ids.resize(max_length, impl_->pad);
   return out;
 }

@@ -9,7 +9,7 @@
 //   tokenizer(prompt, padding="max_length", max_length=N, truncation=True, add_special_tokens=True).input_ids
 //
 // with CLIPTokenizer and T5TokenizerFast loaded from the same folder, and
-// tests/unit/text/tokenizer_test.cpp checks every id against transformers on
+// tests/unit/text/clip_tokenizer_test.cpp and t5_tokenizer_test.cpp checks every id against transformers on
 // tests/data/tokenizer_corpus.txt.
 //
 //   auto clip = tp::ClipTokenizer::load(model / "tokenizer");   // tp::Expected<ClipTokenizer>

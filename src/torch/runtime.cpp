@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "twistedpic/log.h"
+#include "device/device.h"
 #include "weights/tensor_weights.h"
 
 #include "cuda/cuda_runtime.h"

@@ -53,10 +53,7 @@ Status read_config(DiffusersComponent& c) {
   for (std::string_view name : kConfigFiles) {
     const fs::path path = c.folder / name;
     if (!fs::is_regular_file(path, ec)) continue;
-    TP_ASSIGN_OR_RETURN(c.config_json, detail::read_text_file(path, kMaxJsonFileBytes));
-    TP_ASSIGN_OR_RETURN(json parsed, detail::parse_json(c.config_json, path.string()));
-    if (!parsed.is_object())
-      return invalid_argument(path.string() + ": JSON is " + detail::json_type_phrase(parsed) + ", not an object");
+    TP_ASSIGN_OR_RETURN(c.config, detail::read_json_object_file(path, kMaxJsonFileBytes));
     c.config_file = name;
     return ok_status();
   }

@@ -5,8 +5,8 @@
 // and one subfolder per component. A model component has config.json and its
 // weights: one *.safetensors file or a sharded *.safetensors.index.json.
 // Other components (schedulers, tokenizers, feature extractors) have their own
-// *_config.json and no weights. Configs are kept as raw, validated JSON text so
-// that no JSON library leaks into this header.
+// *_config.json and no weights. Each config is read once, by the strict JSON
+// reader (util/json.h), and kept parsed.
 //
 // Errors name the folder, the component and the problem: kNotFound for a
 // missing model_index.json, component folder or weights; kInvalidArgument for
@@ -16,6 +16,8 @@
 // Threading: read_diffusers_folder() is safe from any thread; the result is a
 // plain value.
 #pragma once
+
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <string>
@@ -34,7 +36,7 @@ struct DiffusersComponent {
   std::string class_name;               // "AutoencoderKL", "CLIPTextModel", ...
   std::filesystem::path folder;         // root / name
   std::string config_file;              // "config.json", "scheduler_config.json", ...; empty when there is none
-  std::string config_json;              // its raw text, a JSON object
+  nlohmann::json config;                // its contents, a JSON object; null when there is none
   std::filesystem::path weights_index;  // the *.safetensors.index.json when sharded, else empty
   std::vector<std::filesystem::path> weight_files;  // the file, or the index's shards; empty without config.json
 

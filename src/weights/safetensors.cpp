@@ -220,8 +220,27 @@ Expected<SafetensorsHeader> parse_safetensors_header(std::string_view prefix, ui
   return h;
 }
 
+namespace {
+
+// Refuses a pickle by its first bytes, on a file already open.
+Status check_open_file_format(const detail::ReadOnlyFile& file, const std::filesystem::path& path) {
+  std::array<unsigned char, 9> head{};
+  const size_t n = std::min<uint64_t>(file.size(), head.size());
+  TP_TRY(file.read_at(0, n, reinterpret_cast<char*>(head.data())));
+  if (n == 9 && load_le64(reinterpret_cast<const char*>(head.data())) <= file.size() - 8 && head[8] == '{')
+    return ok_status();  // safetensors framing, whatever its first bytes happen to be
+  if (n >= 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5) return pickle_refusal(path, "pickle protocol header");
+  if (n >= 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4)
+    return pickle_refusal(path, "zip archive, the torch.save format");
+  return ok_status();
+}
+
+}  // namespace
+
 Expected<SafetensorsHeader> read_safetensors_header(const std::filesystem::path& path) {
+  if (detail::has_pickle_extension(path)) return pickle_refusal(path, path.extension().string() + " file");
   TP_ASSIGN_OR_RETURN(detail::ReadOnlyFile file, detail::ReadOnlyFile::open(path));
+  TP_TRY(check_open_file_format(file, path));
   // Read the length first; read the JSON only when the length is plausible,
   // so a hostile length never drives an allocation.
   std::string prefix(std::min<uint64_t>(file.size(), 8), '\0');
@@ -238,17 +257,8 @@ Expected<SafetensorsHeader> read_safetensors_header(const std::filesystem::path&
 
 Status check_weights_file_format(const std::filesystem::path& path) {
   if (detail::has_pickle_extension(path)) return pickle_refusal(path, path.extension().string() + " file");
-
   TP_ASSIGN_OR_RETURN(detail::ReadOnlyFile file, detail::ReadOnlyFile::open(path));
-  std::array<unsigned char, 9> head{};
-  const size_t n = std::min<uint64_t>(file.size(), head.size());
-  TP_TRY(file.read_at(0, n, reinterpret_cast<char*>(head.data())));
-  if (n == 9 && load_le64(reinterpret_cast<const char*>(head.data())) <= file.size() - 8 && head[8] == '{')
-    return ok_status();  // safetensors framing, whatever its first bytes happen to be
-  if (n >= 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5) return pickle_refusal(path, "pickle protocol header");
-  if (n >= 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4)
-    return pickle_refusal(path, "zip archive, the torch.save format");
-  return ok_status();
+  return check_open_file_format(file, path);
 }
 
 Expected<ShardedIndex> read_safetensors_index(const std::filesystem::path& index_json) {
@@ -285,7 +295,8 @@ Expected<ShardedIndex> read_safetensors_index(const std::filesystem::path& index
     if (!std::filesystem::exists(folder / name, ec))
       return not_found(where + ": shard " + quote(name) + " does not exist (looked for " + (folder / name).string() +
                        ")");
-    TP_TRY(check_weights_file_format(folder / name));
+    // A pickle by name is refused here; one renamed to .safetensors when its header is read.
+    if (detail::has_pickle_extension(name)) return pickle_refusal(folder / name, "shard named like a pickle");
   }
   index.shards.assign(shards.begin(), shards.end());
   return index;

@@ -74,7 +74,8 @@ struct SafetensorsHeader {
 [[nodiscard]] TP_EXPORT Expected<SafetensorsHeader> parse_safetensors_header(std::string_view file_prefix,
                                                                              uint64_t file_size, std::string_view what);
 
-// Opens `path` (open + pread; reads only the header) and parses it as above.
+// Opens `path` once (open + pread; reads only the header), refuses a pickle
+// as check_weights_file_format does, and parses the header as above.
 // File errors: kNotFound (missing), kInvalidArgument (not a regular file),
 // kFailedPrecondition (permission), kUnavailable (other I/O errors).
 [[nodiscard]] TP_EXPORT Expected<SafetensorsHeader> read_safetensors_header(const std::filesystem::path& path);
@@ -90,8 +91,8 @@ struct ShardedIndex {
 // Reads and validates an index: a JSON object with a non-empty "weight_map" of
 // string -> string; shard names must stay inside the index's folder (no
 // absolute paths, no ".." components), every shard must exist (kNotFound) and
-// must not be a pickle (see check_weights_file_format). Shard headers are not
-// parsed here.
+// must not be named like a pickle. Shards are not opened here: their headers
+// (and a pickle renamed to .safetensors) are read when the weights open.
 [[nodiscard]] TP_EXPORT Expected<ShardedIndex> read_safetensors_index(const std::filesystem::path& index_json);
 
 // Refuses pickle checkpoints, which twistedpic never executes: files named

@@ -130,7 +130,7 @@ Expected<std::unique_ptr<TensorWeights>> TensorWeights::open(std::vector<WeightF
   std::unique_ptr<TensorWeights> w(new TensorWeights());
   std::set<std::string, std::less<>> names;
   for (size_t f = 0; f < files.size(); ++f) {
-    TP_TRY(check_weights_file_format(files[f].path));
+    // One open per file: the header read refuses pickles too.
     TP_ASSIGN_OR_RETURN(SafetensorsHeader header, read_safetensors_header(files[f].path));
     w->file_sizes_.push_back(header.data_offset + header.data_bytes);
     for (const TensorInfo& info : header.tensors) {
@@ -166,6 +166,16 @@ TensorWeights::~TensorWeights() {
   drop_host();
 }
 
+Expected<TensorWeights::Binding> TensorWeights::device_binding(const std::string& key,
+                                                               const std::function<Expected<Binding>()>& make) const {
+  std::lock_guard lock(bindings_mu_);
+  if (!arena_) return failed_precondition("device_binding: the weights are not on the device");
+  if (auto it = bindings_.find(key); it != bindings_.end()) return it->second;
+  TP_ASSIGN_OR_RETURN(Binding made, make());
+  bindings_.emplace(key, made);
+  return made;
+}
+
 const WeightTensor* TensorWeights::find(std::string_view name) const {
   for (const auto& t : tensors_)
     if (t.name == name) return &t;
@@ -174,6 +184,10 @@ const WeightTensor* TensorWeights::find(std::string_view name) const {
 
 void TensorWeights::drop_device() {
   if (!arena_) return;
+  {
+    std::lock_guard lock(bindings_mu_);
+    bindings_.clear();  // they point into the arena
+  }
   device_->free(arena_, arena_bytes_);
   arena_ = nullptr;
 }
@@ -349,8 +363,7 @@ Expected<std::vector<WeightFile>> model_weight_files(std::string_view source) {
   if (std::filesystem::is_regular_file(root, ec)) {
     std::string name = root.filename().string();
     if (name.size() > 23 && name.ends_with(".safetensors.index.json")) return index_shards(root, "");
-    TP_TRY(check_weights_file_format(root));
-    return std::vector<WeightFile>{{root, ""}};
+    return std::vector<WeightFile>{{root, ""}};  // its format is checked when its header is read
   }
   if (std::filesystem::exists(root / "model_index.json", ec)) {
     TP_ASSIGN_OR_RETURN(DiffusersFolder folder, read_diffusers_folder(root));

@@ -18,6 +18,9 @@
 // resident. TensorWeightBackend and PinnedPool are thread-safe.
 #pragma once
 
+#include <functional>
+#include <map>
+
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -25,7 +28,7 @@
 #include <string>
 #include <vector>
 
-#include "twistedpic/device.h"
+#include "device/device.h"
 #include "twistedpic/model_weights.h"
 
 namespace tp {
@@ -106,6 +109,15 @@ class TP_EXPORT TensorWeights final : public ModelWeights {
   void* device_data() const { return arena_; }
   const void* host_data() const { return host_; }
 
+  // What an upper layer derives from the device copy and that points into it
+  // (the pipeline's networks, bound to tensor views): made by `make` at most
+  // once per `key` and per load, kept while the weights stay on the device,
+  // and dropped with the device copy. An error from `make` is returned and
+  // nothing is kept. Safe from several lease holders at once.
+  // REQUIRES: on_device() (a lease is held).
+  using Binding = std::shared_ptr<const void>;
+  Expected<Binding> device_binding(const std::string& key, const std::function<Expected<Binding>()>& make) const;
+
  private:
   TensorWeights() = default;
   Status load_from_disk(const TransferContext& ctx);
@@ -119,6 +131,8 @@ class TP_EXPORT TensorWeights final : public ModelWeights {
   TransferOptions options_;
   uint64_t arena_bytes_ = 0;
   void* arena_ = nullptr;
+  mutable std::mutex bindings_mu_;
+  mutable std::map<std::string, Binding, std::less<>> bindings_;  // guarded by bindings_mu_
   void* host_ = nullptr;
 };
 

@@ -42,6 +42,16 @@ def main() -> int:
         if not deps.get(host, {}).get("host"):
             errors.append(f"{host} must be a host dependency")
 
+    # One license everywhere: the LICENSE file, the port and the Conan recipe.
+    root = port.parent.parent
+    license_text = (root / "LICENSE").read_text() if (root / "LICENSE").is_file() else ""
+    if "Apache License" not in license_text or "Version 2.0" not in license_text:
+        errors.append("LICENSE is missing or is not the Apache License 2.0")
+    if manifest.get("license") != "Apache-2.0":
+        errors.append(f"license is {manifest.get('license')!r}, LICENSE says Apache-2.0")
+    if 'license = "Apache-2.0"' not in (root / "conanfile.py").read_text():
+        errors.append("conanfile.py does not declare license = \"Apache-2.0\"")
+
     portfile = (port / "portfile.cmake").read_text()
     for call in ("vcpkg_cmake_configure", "vcpkg_cmake_install", "vcpkg_cmake_config_fixup", "vcpkg_fixup_pkgconfig"):
         if call not in portfile:

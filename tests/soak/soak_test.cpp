@@ -41,6 +41,9 @@
 #include <vector>
 
 #include "twistedpic/registry.h"
+#include "twistedpic/testing/manual_clock.h"
+#include "twistedpic/testing/simulated_backend.h"
+#include "twistedpic/testing/simulated_device.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define TP_SOAK_SANITIZED 1

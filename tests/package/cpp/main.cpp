@@ -7,6 +7,8 @@
 #include "twistedpic/config.h"
 #include "twistedpic/registry.h"
 #include "twistedpic/runtime.h"
+#include "twistedpic/testing/simulated_backend.h"
+#include "twistedpic/testing/simulated_device.h"
 #include "twistedpic/version.h"
 
 int main() {

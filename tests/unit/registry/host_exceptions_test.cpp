@@ -13,7 +13,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "unit/registry/harness.h"
+#include "support/registry_harness.h"
 
 namespace tp::testing {
 namespace {

@@ -2,10 +2,12 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <future>
 #include <thread>
 
-#include "unit/registry/harness.h"
+#include "support/registry_harness.h"
 
 namespace tp::testing {
 namespace {
@@ -257,6 +259,37 @@ TEST(RegistryTest, AdmissionTimesOutWhenLeasesStay) {
   ASSERT_FALSE(lease);
   EXPECT_EQ(lease.error().code, ErrorCode::kResourceExhausted);
   EXPECT_EQ(h.registry->stats().admission_waits, 1u);
+}
+
+// The admission deadline is on the registry's clock: with a ManualClock an
+// acquire that must wait for a lease times out once the clock passes
+// admission_timeout, not before (the hour-long timeout is never reached in
+// real time here).
+TEST(RegistryTest, AdmissionDeadlineFollowsTheInjectedClock) {
+  RegistryConfig c = config_of({model("held", 6 * kGiB), model("next", 6 * kGiB)});
+  c.admission_timeout = std::chrono::hours(1);
+  Harness h(std::move(c), 10 * kGiB);
+  std::future<Expected<ModelLease>> waiting;  // destroyed after `held`: a failed check does not hang
+  auto held = h.registry->acquire("held").value();
+  waiting = std::async(std::launch::async, [&] { return h.registry->acquire("next"); });
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (h.registry->stats().admission_waits == 0 && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_EQ(h.registry->stats().admission_waits, 1u);
+
+  h.clock->advance(std::chrono::minutes(59));
+  EXPECT_EQ(waiting.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout)
+      << "timed out before the clock reached the deadline";
+  h.clock->advance(std::chrono::minutes(2));
+  ASSERT_EQ(waiting.wait_for(std::chrono::seconds(10)), std::future_status::ready)
+      << "still waiting after the clock passed the deadline";
+  auto lease = waiting.get();
+  ASSERT_FALSE(lease);
+  EXPECT_EQ(lease.error().code, ErrorCode::kResourceExhausted);
+  EXPECT_EQ(h.registry->stats().admission_failures, 1u);
+  EXPECT_EQ(h.state("held"), ModelState::kResident);
+  EXPECT_EQ(h.state("next"), ModelState::kUnloaded);
+  h.expect_accounting();
 }
 
 TEST(RegistryTest, LeasesBlockEvictionAndUnload) {

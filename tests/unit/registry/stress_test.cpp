@@ -7,7 +7,7 @@
 #include <random>
 #include <thread>
 
-#include "unit/registry/harness.h"
+#include "support/registry_harness.h"
 
 namespace tp::testing {
 namespace {

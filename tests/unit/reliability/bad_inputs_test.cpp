@@ -34,8 +34,8 @@
 #include <string_view>
 #include <vector>
 
+#include "device/device.h"
 #include "twistedpic/config.h"
-#include "twistedpic/device.h"
 #include "twistedpic/error.h"
 #include "twistedpic/image.h"
 #include "weights/tensor_weights.h"
@@ -241,7 +241,7 @@ INSTANTIATE_TEST_SUITE_P(Corpus, BadModelFolderTest, ::testing::ValuesIn(list_ca
 
 // A named pipe in a model folder (git keeps none, so it is made here) must be
 // refused without blocking, as kInvalidArgument naming it. It used to block
-// (issue 9's report): ReadOnlyFile::open (src/weights/file.cpp) opened with
+// once: ReadOnlyFile::open (src/util/file.cpp) opened with
 // O_RDONLY and no O_NONBLOCK and checked S_ISREG only once open() returned,
 // which for a FIFO is when a writer appears; model_weight_files() opens every
 // non-*.safetensors entry of a plain folder, and TensorWeights::open() every

@@ -5,9 +5,10 @@
 
 #include <cstring>
 
+#include "device/device.h"
 #include "torch/tensors.h"
 #include "twistedpic/runtime.h"
-#include "unit/weights/weights_test_util.h"
+#include "support/weights_test_util.h"
 
 namespace tp {
 namespace {

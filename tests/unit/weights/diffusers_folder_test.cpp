@@ -3,7 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "unit/weights/weights_test_util.h"
+#include "support/weights_test_util.h"
 
 namespace tp {
 namespace {
@@ -64,7 +64,7 @@ TEST(DiffusersFolderTest, ReadsPipelineFolder) {
   EXPECT_EQ(unet->class_name, "UNet2DConditionModel");
   EXPECT_EQ(unet->folder, dir / "unet");
   EXPECT_EQ(unet->config_file, "config.json");
-  EXPECT_EQ(unet->config_json, R"({"sample_size": 64})");
+  EXPECT_EQ(unet->config, nlohmann::json({{"sample_size", 64}}));
   EXPECT_EQ(unet->weight_files, (std::vector<fs::path>{dir / "unet/diffusion_pytorch_model.safetensors"}));
   EXPECT_TRUE(unet->weights_index.empty());
 

@@ -8,7 +8,7 @@
 #include <map>
 #include <optional>
 
-#include "unit/weights/weights_test_util.h"
+#include "support/weights_test_util.h"
 
 namespace tp {
 namespace {

@@ -5,7 +5,7 @@
 
 #include <vector>
 
-#include "unit/weights/weights_test_util.h"
+#include "support/weights_test_util.h"
 
 namespace tp {
 namespace {

@@ -7,9 +7,10 @@
 #include <cstring>
 #include <random>
 
+#include "device/device.h"
 #include "twistedpic/registry.h"
 #include "weights/tensor_weights.h"
-#include "unit/weights/weights_test_util.h"
+#include "support/weights_test_util.h"
 
 namespace tp {
 namespace {

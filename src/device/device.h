@@ -1,0 +1,104 @@
+// Private (device): where weights live, and how bytes get there.
+//
+// A Device owns memory outside any caching allocator, so that freeing it
+// returns it to the driver at once, and moves bytes between page-locked host
+// memory and itself on a few independent lanes (CUDA streams). The transfer
+// engine (weights/tensor_weights.h) drives it. Two implementations:
+//   - the CUDA device (make_cuda_device): cudaMalloc'd arenas, cudaHostAlloc'd
+//     pinned memory, one stream per lane, conversion kernels;
+//   - the CPU device (CpuDevice): "device" memory is host memory, so CPU-only
+//     machines run the same engine; it counts its allocations against a
+//     budget and is its own DeviceMonitor.
+// Users never see a Device: default_registry_options (runtime.h) picks one
+// and hands the registry its DeviceMonitor and a weight backend over it.
+//
+// Threading: every method is safe from any thread. Operations on one lane
+// are ordered; different lanes may run concurrently.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "twistedpic/device_monitor.h"
+#include "twistedpic/dtype.h"
+#include "twistedpic/expected.h"
+
+namespace tp {
+inline namespace v0 {
+
+class Device {
+ public:
+  virtual ~Device() = default;
+  virtual std::string name() const = 0;
+  // True when device pointers are host pointers (the CPU device).
+  virtual bool is_host_memory() const = 0;
+  // The device's memory truth (free bytes counting other processes).
+  virtual DeviceMonitor& monitor() = 0;
+
+  // Device memory, freed straight back to the driver. kResourceExhausted when it cannot be had.
+  virtual Expected<void*> allocate(uint64_t bytes) = 0;
+  virtual void free(void* ptr, uint64_t bytes) = 0;
+  // Page-locked host memory (plain host memory on the CPU device).
+  virtual Expected<void*> allocate_pinned(uint64_t bytes) = 0;
+  virtual void free_pinned(void* ptr, uint64_t bytes) = 0;
+
+  // Number of independent lanes; lane arguments are taken modulo lanes().
+  virtual int lanes() const = 0;
+  // Asynchronous within a lane: the source must stay valid, and the
+  // destination unread, until synchronize(lane).
+  virtual Status copy_to_device(void* dst, const void* src, uint64_t bytes, int lane) = 0;
+  virtual Status copy_to_host(void* dst, const void* src, uint64_t bytes, int lane) = 0;
+  // Converts `count` elements between F32, F16 and BF16, device to device.
+  virtual Status convert(const void* src, DType from, void* dst, DType to, uint64_t count, int lane) = 0;
+  virtual Status synchronize(int lane) = 0;
+};
+
+// The CPU device: host memory counted against `budget_bytes`.
+class TP_EXPORT CpuDevice final : public Device, public DeviceMonitor {
+ public:
+  explicit CpuDevice(uint64_t budget_bytes);
+
+  std::string name() const override { return "cpu"; }
+  bool is_host_memory() const override { return true; }
+  DeviceMonitor& monitor() override { return *this; }
+  Expected<DeviceMemoryInfo> query() override;
+
+  Expected<void*> allocate(uint64_t bytes) override;
+  void free(void* ptr, uint64_t bytes) override;
+  Expected<void*> allocate_pinned(uint64_t bytes) override;
+  void free_pinned(void* ptr, uint64_t bytes) override;
+
+  int lanes() const override { return 1; }
+  Status copy_to_device(void* dst, const void* src, uint64_t bytes, int lane) override;
+  Status copy_to_host(void* dst, const void* src, uint64_t bytes, int lane) override;
+  Status convert(const void* src, DType from, void* dst, DType to, uint64_t count, int lane) override;
+  Status synchronize(int) override { return ok_status(); }
+
+  uint64_t allocated_bytes() const { return allocated_.load(); }
+  uint64_t pinned_bytes() const { return pinned_.load(); }
+
+  // Fault injection, for tests only: the next `count` device (or pinned)
+  // allocations fail with kResourceExhausted.
+  void fail_next_allocations(int count) { fail_device_.store(count); }
+  void fail_next_pinned_allocations(int count) { fail_pinned_.store(count); }
+
+ private:
+  const uint64_t budget_;
+  std::atomic<uint64_t> allocated_{0};
+  std::atomic<uint64_t> pinned_{0};
+  std::atomic<int> fail_device_{0};
+  std::atomic<int> fail_pinned_{0};
+};
+
+// Converts `count` elements between F32, F16 and BF16 on the host (round to
+// nearest even, as the CUDA kernels do).
+TP_EXPORT Status convert_on_host(const void* src, DType from, void* dst, DType to, uint64_t count);
+
+// The CUDA device `index` (implemented in the CUDA library). kUnavailable
+// without a usable GPU.
+TP_EXPORT Expected<std::shared_ptr<Device>> make_cuda_device(int index, int lanes = 4);
+
+}  // namespace v0
+}  // namespace tp

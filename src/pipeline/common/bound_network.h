@@ -1,0 +1,62 @@
+// Private (pipeline, torch): a network bound to the weights a lease holds,
+// made once per load of that component and dropped when the component leaves
+// the device (TensorWeights::device_binding). Nothing is rebound per call.
+//
+//   TP_ASSIGN_OR_RETURN(auto vae, bind_lease<nn::VaeDecoder>(lease, spec.vae, spec.root.string()));
+//   vae.net->forward(latents.to(vae.device, vae.dtype));
+//
+// `Net` is any network with `static Expected<Net> bind(const Config&, const
+// TensorMap&, std::string_view prefix)`. `key` tells apart two bindings of one
+// component (two folders sharing the same weight files); the network's type is
+// part of it.
+//
+// Threading: safe from several lease holders at once; the network must not be
+// used after the lease ends.
+#pragma once
+
+#include <ATen/Tensor.h>
+
+#include <memory>
+#include <string>
+#include <typeinfo>
+
+#include "pipeline/common/layers.h"
+#include "twistedpic/registry.h"
+#include "weights/tensor_weights.h"
+
+namespace tp::nn {
+
+template <class Net>
+struct BoundNetwork {
+  std::shared_ptr<const Net> net;
+  at::Device device = at::kCPU;                // where the weights are
+  at::ScalarType dtype = at::kFloat;           // their floating-point dtype
+};
+
+// The lease's weights as TensorWeights on the device.
+// Errors: kFailedPrecondition when they are not (a simulated backend).
+Expected<const TensorWeights*> lease_tensor_weights(const ModelLease& lease);
+// Where the weights live, and the dtype of their first floating-point tensor
+// (in file order; kFloat when there is none).
+at::Device weights_device(const TensorWeights& weights);
+at::ScalarType weights_dtype(const TensorWeights& weights);
+// The tensor views of `weights`, for a bind.
+Expected<TensorMap> weight_views(const TensorWeights& weights);
+
+template <class Net, class Config>
+Expected<BoundNetwork<Net>> bind_lease(const ModelLease& lease, const Config& config, const std::string& key) {
+  TP_ASSIGN_OR_RETURN(const TensorWeights* w, lease_tensor_weights(lease));
+  auto made = w->device_binding(std::string(typeid(Net).name()) + "|" + key,
+                                [&]() -> Expected<TensorWeights::Binding> {
+                                  TP_ASSIGN_OR_RETURN(TensorMap tensors, weight_views(*w));
+                                  auto net = Net::bind(config, tensors, "");
+                                  if (!net)
+                                    return make_error(net.error().code,
+                                                      "model '" + lease.name() + "': " + net.error().message);
+                                  return std::make_shared<const Net>(std::move(*net));
+                                });
+  if (!made) return tl::unexpected(made.error());
+  return BoundNetwork<Net>{std::static_pointer_cast<const Net>(*made), weights_device(*w), weights_dtype(*w)};
+}
+
+}  // namespace tp::nn

@@ -1,0 +1,114 @@
+#include "pipeline/common/generation.h"
+
+#include <ATen/Functions.h>
+#include <ATen/TensorOperators.h>
+#include <c10/util/Exception.h>
+
+#include <cmath>
+
+#include "twistedpic/log.h"
+
+namespace tp::nn {
+
+double seconds_since(WallClock::time_point t) { return std::chrono::duration<double>(WallClock::now() - t).count(); }
+
+Status check_request(const GenerateRequest& r, const Settings& s) {
+  if (r.prompts.empty()) return invalid_argument("generate: no prompts");
+  if (!r.negative_prompts.empty() && r.negative_prompts.size() != 1 && r.negative_prompts.size() != r.prompts.size())
+    return invalid_argument("generate: " + std::to_string(r.negative_prompts.size()) + " negative prompts for " +
+                            std::to_string(r.prompts.size()) + " prompts (give none, one, or one per prompt)");
+  if (r.images_per_prompt < 1 || r.images_per_prompt > 64)
+    return invalid_argument("generate: images_per_prompt must be in 1..64, not " + std::to_string(r.images_per_prompt));
+  if (r.prompts.size() * static_cast<size_t>(r.images_per_prompt) > 64)
+    return invalid_argument("generate: more than 64 images in one call");
+  if (s.steps < 1 || s.steps > 1000) return invalid_argument("generate: steps must be in 1..1000, not " + std::to_string(s.steps));
+  if (!std::isfinite(s.guidance_scale)) return invalid_argument("generate: guidance_scale is not a finite number");
+  if (r.max_sequence_length < 1 || r.max_sequence_length > 512)
+    return invalid_argument("generate: max_sequence_length must be in 1..512, not " +
+                            std::to_string(r.max_sequence_length));
+  return {};
+}
+
+std::vector<std::string> texts_to_encode(const GenerateRequest& r, bool guided) {
+  std::vector<std::string> texts;
+  if (guided)
+    for (size_t i = 0; i < r.prompts.size(); ++i)
+      texts.push_back(r.negative_prompts.empty()       ? std::string()
+                      : r.negative_prompts.size() == 1 ? r.negative_prompts[0]
+                                                       : r.negative_prompts[i]);
+  texts.insert(texts.end(), r.prompts.begin(), r.prompts.end());
+  return texts;
+}
+
+RunContext::RunContext(ModelRegistry& registry, const std::string& pipeline, const GenerateRequest& request,
+                       GenerateResult& result)
+    : registry_(registry), pipeline_(pipeline), request_(request), result_(result), start_(WallClock::now()) {}
+
+Expected<ModelLease> RunContext::acquire(const std::string& model) {
+  const auto start = WallClock::now();
+  AcquireOptions options;
+  options.cancel = request_.cancel;
+  auto lease = registry_.acquire(model, options);
+  result_.timings.acquire_s += seconds_since(start);
+  return lease;
+}
+
+bool RunContext::cancelled() const { return request_.cancel && request_.cancel->load(std::memory_order_relaxed); }
+
+bool RunContext::report_step(int step, int steps) const {
+  return !request_.on_step || request_.on_step(StepProgress{step, steps, elapsed_s()});
+}
+
+void RunContext::note_truncation(const std::vector<TokenizedText>& tokens, const char* encoder, int length) {
+  // With guidance the negatives come first (texts_to_encode).
+  const size_t prompts = request_.prompts.size();
+  const bool guided = tokens.size() > prompts;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (!tokens[i].truncated) continue;
+    std::string w = std::string(guided && i < prompts ? "negative prompt " : "prompt ") +
+                    std::to_string(guided ? i % prompts : i) + " was truncated to " + std::to_string(length) + " " +
+                    encoder + " tokens";
+    TP_LOG(kWarn, "pipeline", pipeline_ << ": " << w);
+    result_.warnings.push_back(std::move(w));
+  }
+}
+
+at::Tensor RunContext::ids_tensor(const std::vector<TokenizedText>& texts, at::Device device) {
+  const int64_t rows = static_cast<int64_t>(texts.size()), cols = static_cast<int64_t>(texts[0].ids.size());
+  at::Tensor ids = at::empty({rows, cols}, at::kLong);
+  for (int64_t r = 0; r < rows; ++r)
+    std::copy(texts[r].ids.begin(), texts[r].ids.end(), ids.data_ptr<int64_t>() + r * cols);
+  return ids.to(device);
+}
+
+std::vector<Image> to_images(const at::Tensor& decoded) {
+  at::Tensor image = (decoded / 2 + 0.5).clamp(0, 1).permute({0, 2, 3, 1}).to(at::kFloat).cpu();
+  at::Tensor pixels = (image * 255).round().to(at::kByte).contiguous();
+  std::vector<Image> images;
+  const int height = static_cast<int>(pixels.size(1)), width = static_cast<int>(pixels.size(2));
+  for (int64_t i = 0; i < pixels.size(0); ++i) {
+    Image img;
+    img.width = width;
+    img.height = height;
+    const uint8_t* p = pixels[i].data_ptr<uint8_t>();
+    img.rgb.assign(p, p + static_cast<size_t>(width) * height * 3);
+    images.push_back(std::move(img));
+  }
+  return images;
+}
+
+Error torch_error(const std::string& pipeline, std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const c10::OutOfMemoryError& e) {
+    return Error{ErrorCode::kResourceExhausted, pipeline + ": out of memory while generating: " + e.what_without_backtrace()};
+  } catch (const c10::Error& e) {
+    return Error{ErrorCode::kInternal, pipeline + ": torch failed while generating: " + e.what_without_backtrace()};
+  } catch (const std::exception& e) {
+    return Error{ErrorCode::kInternal, pipeline + ": generating failed: " + e.what()};
+  } catch (...) {
+    return Error{ErrorCode::kInternal, pipeline + ": generating failed: an unknown exception"};
+  }
+}
+
+}  // namespace tp::nn

@@ -1,0 +1,102 @@
+// Private (pipeline, torch): what every family's generate() does around its
+// networks: checking the request, the texts to encode, leases with their
+// waiting time and cancellation, progress, tokenization, and turning decoded
+// pixels into images. Families keep only what is theirs (pipeline/<family>/).
+//
+// Threading: a RunContext belongs to one generate() call.
+#pragma once
+
+#include <ATen/Tensor.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "pipeline/common/bound_network.h"
+#include "text/tokenizer.h"
+#include "twistedpic/pipeline.h"
+
+namespace tp::nn {
+
+using WallClock = std::chrono::steady_clock;
+double seconds_since(WallClock::time_point t);
+
+// The sampling settings of a request, the model's defaults filling what it leaves unset.
+struct Settings {
+  int width = 0, height = 0, steps = 0;
+  double guidance_scale = 0;
+};
+
+// The checks every family makes: prompts, negative prompts, images per prompt,
+// steps, guidance and max_sequence_length. Sizes are the family's to check.
+Status check_request(const GenerateRequest& request, const Settings& settings);
+
+// The texts to encode: the negative prompts first when guiding (as diffusers
+// batches them), then the prompts.
+std::vector<std::string> texts_to_encode(const GenerateRequest& request, bool guided);
+
+class RunContext {
+ public:
+  RunContext(ModelRegistry& registry, const std::string& pipeline, const GenerateRequest& request,
+             GenerateResult& result);
+
+  // Leases `model` (its wait counted in timings.acquire_s, cancellable) and
+  // its network `Net`, bound once per load.
+  template <class Net, class Config>
+  Expected<std::pair<ModelLease, BoundNetwork<Net>>> lease(const std::string& model, const Config& config,
+                                                           const std::string& key) {
+    TP_ASSIGN_OR_RETURN(ModelLease l, acquire(model));
+    TP_ASSIGN_OR_RETURN(BoundNetwork<Net> net, bind_lease<Net>(l, config, key));
+    return std::pair<ModelLease, BoundNetwork<Net>>(std::move(l), std::move(net));
+  }
+  Expected<ModelLease> acquire(const std::string& model);
+
+  bool cancelled() const;
+  // Reports step `step` of `steps`; false when the callback asks to stop.
+  bool report_step(int step, int steps) const;
+  double elapsed_s() const { return seconds_since(start_); }
+
+  // Tokenizes `texts` to `length` ids, each truncation noted as a warning
+  // naming `encoder` (when `warn`); returns the (B, length) ids on `device`.
+  template <class Tokenizer>
+  at::Tensor token_ids(const Tokenizer& tokenizer, const std::vector<std::string>& texts, int length,
+                       const char* encoder, bool warn, at::Device device) {
+    std::vector<TokenizedText> tokens;
+    for (const auto& t : texts) tokens.push_back(tokenizer.encode(t, length));
+    if (warn) note_truncation(tokens, encoder, length);
+    return ids_tensor(tokens, device);
+  }
+
+  const GenerateRequest& request() const { return request_; }
+  GenerateResult& result() { return result_; }
+
+ private:
+  void note_truncation(const std::vector<TokenizedText>& tokens, const char* encoder, int length);
+  static at::Tensor ids_tensor(const std::vector<TokenizedText>& tokens, at::Device device);
+
+  ModelRegistry& registry_;
+  const std::string& pipeline_;
+  const GenerateRequest& request_;
+  GenerateResult& result_;
+  const WallClock::time_point start_;
+};
+
+// Decoded images (B, 3, H, W) in [-1, 1] -> RGB8 images.
+std::vector<Image> to_images(const at::Tensor& decoded);
+
+// Runs `body`, turning a torch exception into an error naming `pipeline`:
+// out of memory is kResourceExhausted, anything else kInternal.
+template <class F>
+Expected<GenerateResult> guard_torch(const std::string& pipeline, F&& body);
+Error torch_error(const std::string& pipeline, std::exception_ptr e);
+
+template <class F>
+Expected<GenerateResult> guard_torch(const std::string& pipeline, F&& body) {
+  try {
+    return body();
+  } catch (...) {
+    return tl::unexpected(torch_error(pipeline, std::current_exception()));
+  }
+}
+
+}  // namespace tp::nn

@@ -1,0 +1,54 @@
+// Private (pipeline): what a pipeline family (SD3, and Flux and SDXL to come)
+// provides, and the one table that registers the families (families.cpp).
+//
+// A family is a folder under src/pipeline/ with:
+//   - its networks' component names and diffusers classes (NetworkSpec), which
+//     expand_pipeline_components turns into one registry model each;
+//   - describe(): the torch-free reading of its folder into a PipelineSpec
+//     (configs, tokenizers, scheduler, defaults) and the checks that join them;
+//   - make_runner(): the LibTorch implementation that generates from a spec.
+// docs/architecture.md says how to add one.
+//
+// Threading: the table is immutable; the functions are safe from any thread.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "pipeline/spec.h"
+#include "twistedpic/config.h"
+#include "twistedpic/registry.h"
+#include "weights/diffusers_folder.h"
+
+namespace tp {
+inline namespace v0 {
+
+class PipelineRunner;  // pipeline/runner.h (torch)
+
+struct NetworkSpec {
+  const char* component;   // the folder and model_index.json key: "transformer"
+  const char* class_name;  // the diffusers / transformers class implemented for it
+  bool required = true;    // an absent optional network is simply not used (SD3 without T5)
+  bool text_encoder = false;  // leaves the device after encoding under ExpandOptions::text_encoders_unload_after
+  bool denoiser = false;      // carries the model's workspace_bytes
+};
+
+struct PipelineFamily {
+  std::string_view pipeline_type;                  // "sd3": the config's pipeline_type
+  std::span<const std::string_view> folder_classes;  // model_index.json's _class_name values it runs
+  std::span<const NetworkSpec> networks;           // in load order
+  // Reads the spec from `folder` (already read once). Errors name `where`.
+  Expected<std::shared_ptr<const PipelineSpec>> (*describe)(const DiffusersFolder& folder, const std::string& where);
+  // The runnable pipeline of `pipeline` (whose spec this family described).
+  Expected<std::unique_ptr<PipelineRunner>> (*make_runner)(ModelRegistry& registry, const PipelineConfig& pipeline);
+};
+
+// The family of `pipeline_type`, or nullptr.
+const PipelineFamily* find_family(std::string_view pipeline_type);
+// "sd3" (every registered pipeline_type, for messages).
+std::string family_names();
+
+}  // namespace v0
+}  // namespace tp

@@ -1,0 +1,54 @@
+// tp::Pipeline: finds the configured pipeline's family and forwards to the
+// runner it makes from the pipeline's spec.
+#include "twistedpic/pipeline.h"
+
+#include "pipeline/family.h"
+#include "pipeline/runner.h"
+
+namespace tp {
+inline namespace v0 {
+
+struct Pipeline::Impl {
+  std::string name;
+  std::unique_ptr<PipelineRunner> runner;
+};
+
+Pipeline::Pipeline(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Pipeline::~Pipeline() = default;
+
+const std::string& Pipeline::name() const { return impl_->name; }
+int Pipeline::default_width() const { return impl_->runner->default_width(); }
+int Pipeline::default_height() const { return impl_->runner->default_height(); }
+int Pipeline::size_multiple() const { return impl_->runner->size_multiple(); }
+
+Expected<GenerateResult> Pipeline::generate(const GenerateRequest& request) { return impl_->runner->generate(request, {}); }
+
+Expected<GenerateResult> generate_with_overrides(Pipeline& pipeline, const GenerateRequest& request,
+                                                 const RunOverrides& overrides) {
+  return pipeline.impl_->runner->generate(request, overrides);
+}
+
+Expected<std::unique_ptr<Pipeline>> Pipeline::create(ModelRegistry& registry, std::string_view model) {
+  const RegistryConfig& config = registry.config();
+  const PipelineConfig* p = config.find_pipeline(model);
+  const std::string where = "pipeline '" + std::string(model) + "'";
+  if (!p) {
+    if (const ModelConfig* m = config.find(model)) {
+      if (find_family(m->pipeline_type))
+        return failed_precondition(where + ": its networks are not registry models; create the registry from "
+                                   "expand_pipeline_components(config)");
+      return unimplemented(where + ": pipeline type '" + m->pipeline_type + "' is not supported (supported: " +
+                           family_names() + ")");
+    }
+    return not_found(where + ": no such model in the registry");
+  }
+  const PipelineFamily* family = find_family(p->pipeline_type);
+  if (!family || !p->spec)
+    return failed_precondition(where + ": it was not described by expand_pipeline_components; create the "
+                               "registry from its result");
+  TP_ASSIGN_OR_RETURN(std::unique_ptr<PipelineRunner> runner, family->make_runner(registry, *p));
+  return std::unique_ptr<Pipeline>(new Pipeline(std::make_unique<Impl>(Impl{p->name, std::move(runner)})));
+}
+
+}  // namespace v0
+}  // namespace tp

@@ -1,0 +1,34 @@
+// Private (pipeline, torch): the interface each family's implementation of
+// Pipeline offers (tp::Pipeline forwards to it), with the overrides the parity
+// tests use.
+//
+// Threading: generate() may be called from several threads at once.
+#pragma once
+
+#include <ATen/Tensor.h>
+
+#include "twistedpic/pipeline.h"
+
+namespace tp {
+inline namespace v0 {
+
+struct RunOverrides {
+  at::Tensor initial_latents;           // instead of the seeded noise, when defined
+  at::Tensor* final_latents = nullptr;  // receives the denoised latents
+};
+
+class PipelineRunner {
+ public:
+  virtual ~PipelineRunner() = default;
+  virtual Expected<GenerateResult> generate(const GenerateRequest& request, const RunOverrides& overrides) = 0;
+  virtual int default_width() const = 0;
+  virtual int default_height() const = 0;
+  virtual int size_multiple() const = 0;
+};
+
+// Pipeline::generate with overrides, for the parity tests.
+Expected<GenerateResult> generate_with_overrides(Pipeline& pipeline, const GenerateRequest& request,
+                                                 const RunOverrides& overrides);
+
+}  // namespace v0
+}  // namespace tp

@@ -1,0 +1,190 @@
+// The SD3 / 3.5 runner: text-to-image over registry leases, step for step as
+// diffusers' StableDiffusion3Pipeline.__call__ does it.
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Functions.h>
+#include <ATen/TensorOperators.h>
+#include <c10/core/InferenceMode.h>
+
+#include "pipeline/common/clip.h"
+#include "pipeline/common/generation.h"
+#include "pipeline/common/t5.h"
+#include "pipeline/common/vae.h"
+#include "pipeline/runner.h"
+#include "pipeline/sd3/sd3_spec.h"
+#include "pipeline/sd3/sd3_transformer.h"
+
+namespace tp::sd3 {
+namespace {
+
+constexpr int kClipLength = 77;
+
+class Sd3Runner final : public PipelineRunner {
+ public:
+  Sd3Runner(ModelRegistry& registry, std::string name, std::shared_ptr<const Sd3Spec> spec)
+      : registry_(registry), name_(std::move(name)), spec_(std::move(spec)), key_(spec_->root.string()) {}
+
+  std::string te1, te2, te3, transformer, vae;  // registry models; te3 empty without T5
+
+  int default_width() const override { return spec_->default_side(); }
+  int default_height() const override { return spec_->default_side(); }
+  int size_multiple() const override { return spec_->size_multiple(); }
+
+  Expected<GenerateResult> generate(const GenerateRequest& request, const RunOverrides& overrides) override {
+    GenerateResult result;
+    return nn::guard_torch(name_, [&] { return run(request, overrides, result); });
+  }
+
+ private:
+  nn::Settings settings(const GenerateRequest& r) const {
+    return {r.width ? r.width : default_width(), r.height ? r.height : default_height(),
+            r.steps ? r.steps : spec_->defaults.steps, r.guidance_scale.value_or(spec_->defaults.guidance_scale)};
+  }
+  Status check_size(const nn::Settings& s) const;
+  Expected<GenerateResult> run(const GenerateRequest& request, const RunOverrides& overrides, GenerateResult& result);
+
+  ModelRegistry& registry_;
+  const std::string name_;
+  const std::shared_ptr<const Sd3Spec> spec_;
+  const std::string key_;  // tells this folder's bindings apart
+};
+
+Status Sd3Runner::check_size(const nn::Settings& s) const {
+  const int multiple = size_multiple();
+  const int64_t limit = spec_->transformer.pos_embed_max_size * multiple;
+  for (auto [what, v] : {std::pair{"width", s.width}, std::pair{"height", s.height}}) {
+    if (v <= 0 || v % multiple != 0)
+      return invalid_argument("generate: " + std::string(what) + " " + std::to_string(v) + " is not a positive multiple of " +
+                              std::to_string(multiple) + " (the VAE's scale factor times the patch size)");
+    if (v > limit)
+      return invalid_argument("generate: " + std::string(what) + " " + std::to_string(v) + " is beyond " + name_ +
+                              "'s limit of " + std::to_string(limit) + " (pos_embed_max_size " +
+                              std::to_string(spec_->transformer.pos_embed_max_size) + " patches)");
+  }
+  return {};
+}
+
+Expected<GenerateResult> Sd3Runner::run(const GenerateRequest& request, const RunOverrides& overrides,
+                                        GenerateResult& result) {
+  const nn::Settings s = settings(request);
+  TP_TRY(nn::check_request(request, s));
+  TP_TRY(check_size(s));
+  nn::RunContext ctx(registry_, name_, request, result);
+  const Sd3Spec& spec = *spec_;
+  const TransformerConfig& tcfg = spec.transformer;
+
+  result.steps = s.steps;
+  result.guidance_scale = s.guidance_scale;
+  const bool cfg = s.guidance_scale > 1.0;
+  const int64_t batch = static_cast<int64_t>(request.prompts.size()) * request.images_per_prompt;
+  const std::vector<std::string> texts = nn::texts_to_encode(request, cfg);
+  c10::InferenceMode inference;
+
+  // ---- Text encoders, one lease at a time, so each may leave the device after.
+  const auto encode_start = nn::WallClock::now();
+  at::Tensor embeds, pooled;
+  {
+    std::vector<at::Tensor> hidden, pools;
+    at::ScalarType dtype = at::kFloat;
+    at::Device device(at::kCPU);
+    for (int e = 0; e < 2; ++e) {
+      TP_ASSIGN_OR_RETURN(auto enc, ctx.lease<nn::ClipTextEncoder>(e == 0 ? te1 : te2, e == 0 ? spec.clip1 : spec.clip2,
+                                                                   key_ + "/text_encoder" + (e ? "_2" : "")));
+      const ClipTokenizer& tok = e == 0 ? *spec.tokenizer1 : *spec.tokenizer2;
+      if (e == 0) dtype = enc.second.dtype, device = enc.second.device;
+      nn::ClipOutput out =
+          enc.second.net->forward(ctx.token_ids(tok, texts, kClipLength, "CLIP", e == 0, enc.second.device));
+      hidden.push_back(out.penultimate.to(device, dtype));
+      pools.push_back(out.pooled.to(device, dtype));
+      if (ctx.cancelled()) return cancelled("generate: cancelled while encoding the prompt");
+    }
+    at::Tensor clip = at::cat(hidden, -1);
+    at::Tensor t5_embeds;
+    if (spec.t5) {
+      TP_ASSIGN_OR_RETURN(auto enc, ctx.lease<nn::T5Encoder>(te3, *spec.t5, key_ + "/text_encoder_3"));
+      const int length = request.max_sequence_length;
+      t5_embeds = enc.second.net->forward(ctx.token_ids(*spec.tokenizer3, texts, length, "T5", true, enc.second.device))
+                      .to(device, dtype);
+    } else {
+      t5_embeds = at::zeros({clip.size(0), request.max_sequence_length, tcfg.joint_attention_dim},
+                            at::TensorOptions().dtype(dtype).device(device));
+    }
+    clip = at::constant_pad_nd(clip, {0, t5_embeds.size(-1) - clip.size(-1)});
+    embeds = at::cat({clip, t5_embeds}, 1);
+    pooled = at::cat(pools, -1);
+    if (request.images_per_prompt > 1) {
+      embeds = embeds.repeat_interleave(request.images_per_prompt, 0);
+      pooled = pooled.repeat_interleave(request.images_per_prompt, 0);
+    }
+  }
+  result.timings.encode_s = nn::seconds_since(encode_start);
+  if (ctx.cancelled()) return cancelled("generate: cancelled after encoding the prompt");
+
+  // ---- Denoising.
+  const auto denoise_start = nn::WallClock::now();
+  const int64_t vsf = spec.vae.scale_factor();
+  at::Tensor latents;
+  {
+    TP_ASSIGN_OR_RETURN(auto net, ctx.lease<SD3Transformer>(transformer, tcfg, key_ + "/transformer"));
+    const at::Device device = net.second.device;
+    const at::ScalarType dtype = embeds.scalar_type();
+    embeds = embeds.to(device);
+    pooled = pooled.to(device);
+    const std::vector<int64_t> shape{batch, tcfg.in_channels, s.height / vsf, s.width / vsf};
+    if (overrides.initial_latents.defined()) {
+      if (overrides.initial_latents.sizes() != at::IntArrayRef(shape))
+        return invalid_argument("generate: the initial latents have the wrong shape");
+      latents = overrides.initial_latents.to(device, dtype);
+    } else {
+      at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(request.seed);
+      latents = at::randn(shape, gen, at::TensorOptions().dtype(at::kFloat)).to(device, dtype);
+    }
+    const int seq = static_cast<int>((s.height / vsf / tcfg.patch_size) * (s.width / vsf / tcfg.patch_size));
+    const nn::Schedule schedule = spec.scheduler->schedule(s.steps, seq);
+    for (int i = 0; i < s.steps; ++i) {
+      if (ctx.cancelled()) return cancelled("generate: cancelled at step " + std::to_string(i + 1));
+      at::Tensor input = cfg ? at::cat({latents, latents}, 0) : latents;
+      at::Tensor t = at::full({input.size(0)}, schedule.timesteps[i], at::TensorOptions().dtype(at::kFloat).device(device));
+      at::Tensor noise = net.second.net->forward(input, t, embeds, pooled);
+      if (cfg) {
+        std::vector<at::Tensor> parts = noise.chunk(2, 0);
+        noise = parts[0] + s.guidance_scale * (parts[1] - parts[0]);
+      }
+      // Euler step, in fp32 as diffusers' scheduler does.
+      const float dt = schedule.sigmas[i + 1] - schedule.sigmas[i];
+      latents = (latents.to(at::kFloat) + noise * static_cast<double>(dt)).to(noise.scalar_type());
+      if (!ctx.report_step(i + 1, s.steps))
+        return cancelled("generate: cancelled by the progress callback at step " + std::to_string(i + 1));
+    }
+  }
+  if (overrides.final_latents) *overrides.final_latents = latents;
+  result.timings.denoise_s = nn::seconds_since(denoise_start);
+
+  // ---- Decoding.
+  const auto decode_start = nn::WallClock::now();
+  {
+    TP_ASSIGN_OR_RETURN(auto net, ctx.lease<nn::VaeDecoder>(vae, spec.vae, key_ + "/vae"));
+    result.images = nn::to_images(net.second.net->decode_scaled(latents.to(net.second.device, net.second.dtype)));
+  }
+  result.timings.decode_s = nn::seconds_since(decode_start);
+  result.timings.total_s = ctx.elapsed_s();
+  return std::move(result);
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<PipelineRunner>> make_runner(ModelRegistry& registry, const PipelineConfig& p) {
+  auto spec = std::dynamic_pointer_cast<const Sd3Spec>(p.spec);
+  const std::string where = "pipeline '" + p.name + "'";
+  if (!spec) return failed_precondition(where + ": its description is not an SD3 one");
+  auto runner = std::make_unique<Sd3Runner>(registry, p.name, spec);
+  for (auto [component, slot] : {std::pair{"text_encoder", &runner->te1}, std::pair{"text_encoder_2", &runner->te2},
+                                 std::pair{"text_encoder_3", &runner->te3}, std::pair{"transformer", &runner->transformer},
+                                 std::pair{"vae", &runner->vae}})
+    if (const std::string* m = p.model_for(component)) *slot = *m;
+  if (runner->te1.empty() || runner->te2.empty() || runner->transformer.empty() || runner->vae.empty() ||
+      (spec->t5.has_value() != !runner->te3.empty()))
+    return not_found(where + ": a required network is missing from the registry config");
+  return std::unique_ptr<PipelineRunner>(std::move(runner));
+}
+
+}  // namespace tp::sd3

@@ -1,0 +1,126 @@
+#include "pipeline/sd3/sd3_spec.h"
+
+#include <array>
+
+#include "pipeline/common/config_reader.h"
+
+namespace tp::sd3 {
+namespace {
+
+constexpr std::string_view kFolderClasses[] = {"StableDiffusion3Pipeline"};
+
+// SD3's networks, in load order, with the classes implemented for them.
+constexpr NetworkSpec kNetworks[] = {
+    {"text_encoder", "CLIPTextModelWithProjection", true, true, false},
+    {"text_encoder_2", "CLIPTextModelWithProjection", true, true, false},
+    {"text_encoder_3", "T5EncoderModel", false, true, false},
+    {"transformer", "SD3Transformer2DModel", true, false, true},
+    {"vae", "AutoencoderKL", true, false, false},
+};
+
+// A component's parsed config.json, with its path for messages.
+struct ComponentConfig {
+  const nlohmann::json* json;
+  std::string origin;
+};
+
+Expected<ComponentConfig> component_config(const DiffusersFolder& folder, const char* component) {
+  const DiffusersComponent* c = folder.find(component);
+  if (!c || c->config_file.empty())
+    return not_found(folder.root.string() + ": component '" + component + "' has no config");
+  return ComponentConfig{&c->config, (c->folder / c->config_file).string()};
+}
+
+template <class Config, class Parse>
+Expected<Config> parse_component(const DiffusersFolder& folder, const char* component, Parse parse) {
+  TP_ASSIGN_OR_RETURN(ComponentConfig c, component_config(folder, component));
+  return parse(*c.json, c.origin);
+}
+
+// The networks must fit together.
+Status check_fit(const Sd3Spec& s, const std::string& where) {
+  const TransformerConfig& t = s.transformer;
+  const std::string folder = s.root.string();
+  if (s.clip1.projection_dim + s.clip2.projection_dim != t.pooled_projection_dim)
+    return invalid_argument(where + ": the text encoders' projections (" + std::to_string(s.clip1.projection_dim) +
+                            " + " + std::to_string(s.clip2.projection_dim) +
+                            ") do not add up to the transformer's pooled_projection_dim (" +
+                            std::to_string(t.pooled_projection_dim) + ") in " + folder);
+  if (s.clip1.hidden_size + s.clip2.hidden_size > t.joint_attention_dim)
+    return invalid_argument(where + ": the CLIP hidden sizes exceed the transformer's joint_attention_dim in " + folder);
+  if (s.t5 && s.t5->d_model != t.joint_attention_dim)
+    return invalid_argument(where + ": T5's d_model (" + std::to_string(s.t5->d_model) +
+                            ") differs from the transformer's joint_attention_dim (" +
+                            std::to_string(t.joint_attention_dim) + ") in " + folder);
+  if (s.vae.latent_channels != t.in_channels || t.out_channels != t.in_channels)
+    return invalid_argument(where + ": the VAE's latent_channels (" + std::to_string(s.vae.latent_channels) +
+                            ") differ from the transformer's in/out channels in " + folder);
+  return {};
+}
+
+template <class Tokenizer>
+Expected<std::shared_ptr<const Tokenizer>> load_tokenizer(const std::filesystem::path& folder) {
+  TP_ASSIGN_OR_RETURN(Tokenizer t, Tokenizer::load(folder));
+  return std::make_shared<const Tokenizer>(std::move(t));
+}
+
+Expected<std::shared_ptr<const PipelineSpec>> describe(const DiffusersFolder& folder, const std::string& where) {
+  auto spec = std::make_shared<Sd3Spec>();
+  spec->family = "sd3";
+  spec->root = folder.root;
+  auto in_where = [&](const Error& e) { return make_error(e.code, where + ": " + e.message); };
+  auto read = [&]() -> Status {
+    TP_ASSIGN_OR_RETURN(spec->clip1, parse_component<nn::ClipConfig>(folder, "text_encoder", nn::parse_clip_config));
+    TP_ASSIGN_OR_RETURN(spec->clip2, parse_component<nn::ClipConfig>(folder, "text_encoder_2", nn::parse_clip_config));
+    if (const DiffusersComponent* t5 = folder.find("text_encoder_3"); t5 && t5->has_weights()) {
+      TP_ASSIGN_OR_RETURN(spec->t5, parse_component<nn::T5Config>(folder, "text_encoder_3", nn::parse_t5_config));
+    }
+    TP_ASSIGN_OR_RETURN(spec->transformer,
+                        parse_component<TransformerConfig>(folder, "transformer", parse_transformer_config));
+    TP_ASSIGN_OR_RETURN(spec->vae, parse_component<nn::VaeConfig>(folder, "vae", nn::parse_vae_config));
+    TP_ASSIGN_OR_RETURN(ComponentConfig sched, component_config(folder, "scheduler"));
+    TP_ASSIGN_OR_RETURN(spec->scheduler, nn::make_scheduler(*sched.json, sched.origin));
+    TP_ASSIGN_OR_RETURN(spec->defaults, read_generation_defaults(folder.root));
+    return {};
+  };
+  if (Status st = read(); !st) return in_where(st.error());
+  TP_TRY(check_fit(*spec, where));
+  TP_ASSIGN_OR_RETURN(spec->tokenizer1, load_tokenizer<ClipTokenizer>(folder.root / "tokenizer"));
+  TP_ASSIGN_OR_RETURN(spec->tokenizer2, load_tokenizer<ClipTokenizer>(folder.root / "tokenizer_2"));
+  if (spec->t5) {
+    TP_ASSIGN_OR_RETURN(spec->tokenizer3, load_tokenizer<T5Tokenizer>(folder.root / "tokenizer_3"));
+  }
+  return std::shared_ptr<const PipelineSpec>(std::move(spec));
+}
+
+}  // namespace
+
+Expected<TransformerConfig> parse_transformer_config(const nlohmann::json& config, std::string_view origin) {
+  TP_ASSIGN_OR_RETURN(nn::ConfigReader r, nn::ConfigReader::over(config, origin));
+  TransformerConfig c;
+  TP_ASSIGN_OR_RETURN(c.sample_size, r.positive("sample_size", 128));
+  TP_ASSIGN_OR_RETURN(c.patch_size, r.positive("patch_size", 2));
+  TP_ASSIGN_OR_RETURN(c.in_channels, r.positive("in_channels", 16));
+  TP_ASSIGN_OR_RETURN(c.out_channels, r.positive("out_channels", c.in_channels));
+  TP_ASSIGN_OR_RETURN(c.layers, r.positive("num_layers", 18));
+  TP_ASSIGN_OR_RETURN(c.head_dim, r.positive("attention_head_dim", 64));
+  TP_ASSIGN_OR_RETURN(c.heads, r.positive("num_attention_heads", 18));
+  TP_ASSIGN_OR_RETURN(c.joint_attention_dim, r.positive("joint_attention_dim", 4096));
+  TP_ASSIGN_OR_RETURN(c.caption_projection_dim, r.positive("caption_projection_dim", 1152));
+  TP_ASSIGN_OR_RETURN(c.pooled_projection_dim, r.positive("pooled_projection_dim", 2048));
+  TP_ASSIGN_OR_RETURN(c.pos_embed_max_size, r.positive("pos_embed_max_size", 96));
+  TP_ASSIGN_OR_RETURN(c.dual_attention_layers, r.ints("dual_attention_layers"));
+  TP_ASSIGN_OR_RETURN(c.qk_norm, r.string("qk_norm", ""));
+  TP_TRY(r.one_of("qk_norm", c.qk_norm, {"", "rms_norm"}));
+  if (c.caption_projection_dim != c.inner_dim())
+    return invalid_argument(r.where("caption_projection_dim") + " must equal num_attention_heads * attention_head_dim (" +
+                            std::to_string(c.inner_dim()) + ") for joint attention");
+  for (int64_t i : c.dual_attention_layers)
+    if (i >= c.layers) return invalid_argument(r.where("dual_attention_layers") + " names layer " + std::to_string(i) +
+                                               " of " + std::to_string(c.layers));
+  return c;
+}
+
+const PipelineFamily kFamily{"sd3", kFolderClasses, kNetworks, describe, make_runner};
+
+}  // namespace tp::sd3

@@ -1,0 +1,68 @@
+// Admission: pure decision over a snapshot (see admission.h).
+#include "registry/admission.h"
+
+#include <algorithm>
+
+#include "util/bytes.h"
+
+namespace tp::detail {
+
+namespace {
+
+uint64_t sub_sat(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
+
+bool in_transition(ModelState s) { return s == ModelState::kLoading || s == ModelState::kUnloading; }
+
+}  // namespace
+
+bool is_legal_eviction(ModelState state, uint32_t leases, bool pinned, Tier to) {
+  return state == ModelState::kResident && leases == 0 && !pinned && to != Tier::kDevice;
+}
+
+Expected<Admission> decide_admission(const RegistryView& view, const ModelView& incoming, const AdmissionBudget& budget,
+                                     const std::vector<Eviction>& limit_evictions, const VictimOrder& victims) {
+  Admission a;
+  a.need = incoming.weight_bytes + incoming.config->workspace_bytes;
+  const uint64_t free = sub_sat(view.device.free_bytes, budget.reserved_bytes);
+  a.avail = sub_sat(free, budget.min_free_bytes);
+  if (budget.device_budget_bytes)
+    a.avail = std::min(a.avail, sub_sat(budget.device_budget_bytes, view.device_bytes + budget.reserved_bytes));
+  for (const auto& m : view.models) {
+    if (m.state == ModelState::kResident && m.leases > 0) a.leased_bytes += m.device_bytes;
+    if (m.state == ModelState::kResident && m.leases == 0 && !m.config->pinned) a.evictable_bytes += m.device_bytes;
+    if (m.name != incoming.name && in_transition(m.state)) a.busy = true;
+  }
+
+  // Legality is judged on the snapshot's states, whatever view a policy saw.
+  auto take = [&](const Eviction& ev) {
+    const ModelView* victim = view.find(ev.model);
+    if (!victim || victim->name == incoming.name) return;
+    if (!is_legal_eviction(victim->state, victim->leases, victim->config->pinned, ev.to)) return;
+    for (const auto& x : a.evictions)
+      if (x.model == ev.model) return;
+    a.evictions.push_back(ev);
+    a.evicted_bytes += victim->device_bytes;
+  };
+  for (const auto& ev : limit_evictions) take(ev);
+  if (a.avail + a.evicted_bytes < a.need) {
+    // Victims are chosen among the models the limits leave.
+    RegistryView rest = view;
+    for (auto& m : rest.models)
+      for (const auto& ev : a.evictions)
+        if (m.name == ev.model) m.state = ModelState::kUnloading;
+    TP_ASSIGN_OR_RETURN(auto chosen, victims(rest, a.need - a.avail - a.evicted_bytes));
+    for (const auto& ev : chosen) take(ev);
+  }
+  a.fits = a.avail + a.evicted_bytes >= a.need;
+  return a;
+}
+
+std::string exhausted_message(const ModelView& incoming, const Admission& a, uint64_t min_free_bytes) {
+  return "cannot load '" + std::string(incoming.name) + "': needs " + format_bytes(a.need) + " (weights " +
+         format_bytes(incoming.weight_bytes) + " + workspace " + format_bytes(incoming.config->workspace_bytes) +
+         "), free " + format_bytes(a.avail) + " (after a headroom of " + format_bytes(min_free_bytes) +
+         "), evictable " + format_bytes(a.evictable_bytes) + ", held by leased models " +
+         format_bytes(a.leased_bytes);
+}
+
+}  // namespace tp::detail

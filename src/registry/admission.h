@@ -1,0 +1,82 @@
+// Private (registry): admission, the decision whether a model fits on the
+// device and which models must leave first.
+//
+// Pure: a function of the values it is given (a snapshot of the registry's
+// books as a RegistryView, the budget numbers, and the memory policies'
+// answers), with no locks and no registry state, so that it is unit-tested on
+// plain values (tests/unit/registry/admission_test.cpp). The registry builds
+// the inputs and acts on the answer with its lock held (RegistryState::admit
+// and RegistryState::load).
+//
+// The rules:
+//   need      = the incoming model's weight bytes + its workspace reserve;
+//   available = the device's free bytes, minus the bytes reserved by admitted
+//               loads still in flight, minus the min_free headroom; with a
+//               device budget, at most the budget minus what the registry
+//               holds and has reserved;
+//   evictions = first the policies' limit evictions (LRU), then, while they
+//               leave a shortfall, the victims a VictimOrder names for it
+//               (the registry's: the policy chain's select_victims, falling
+//               back to rank_victims: lowest priority, cheapest to reload,
+//               least recently used first). Only legal ones are kept, each
+//               once: resident, unleased, unpinned, not the incoming model,
+//               and leaving for the host or disk;
+//   fits      = available + evicted >= need.
+// Admission also reports the bytes held by leased models and evictable ones,
+// and whether other models are moving (waiting may then help), for the wait
+// loop and the kResourceExhausted message (exhausted_message()).
+//
+// Threading: pure functions over values; call from any thread. A VictimOrder
+// runs on the calling thread, during the call.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "twistedpic/expected.h"
+#include "twistedpic/memory_policy.h"
+
+namespace tp::detail {
+
+struct AdmissionBudget {
+  uint64_t reserved_bytes = 0;       // admitted loads in flight, not on the device yet
+  uint64_t min_free_bytes = 0;       // headroom to leave free (config.policy.min_free_bytes)
+  uint64_t device_budget_bytes = 0;  // the registry's device budget; 0: none
+};
+
+// What admission found: whether the model fits, and the evictions that make it fit.
+struct Admission {
+  uint64_t need = 0;             // weights + workspace
+  uint64_t avail = 0;            // usable now, before evictions
+  std::vector<Eviction> evictions;
+  uint64_t evicted_bytes = 0;    // device bytes the evictions free
+  uint64_t evictable_bytes = 0;  // held by resident, unleased, unpinned models
+  uint64_t leased_bytes = 0;     // held by leased models
+  bool busy = false;             // other loads or unloads in flight: waiting may help
+  bool fits = false;
+};
+
+// Victims freeing at least `shortfall` bytes, chosen among `rest`: the view
+// with the models the limit evictions take marked kUnloading. An error (a
+// policy threw) fails the admission.
+using VictimOrder = std::function<Expected<std::vector<Eviction>>(const RegistryView& rest, uint64_t shortfall)>;
+
+// True when a model in `state` with `leases` may be moved to `to` by a
+// policy's decision: resident, unleased, unpinned, and off the device.
+bool is_legal_eviction(ModelState state, uint32_t leases, bool pinned, Tier to);
+
+// Admits `incoming` (a model of `view`, or one shaped like it) into `view`.
+// `limit_evictions` are the policies' enforce_limits() answers; `victims` is
+// asked only when they leave a shortfall. Errors: only the VictimOrder's.
+Expected<Admission> decide_admission(const RegistryView& view, const ModelView& incoming, const AdmissionBudget& budget,
+                                     const std::vector<Eviction>& limit_evictions, const VictimOrder& victims);
+
+// The kResourceExhausted message of a refused admission: "cannot load '<m>':
+// needs N (weights W + workspace S), free F (after a headroom of H),
+// evictable E, held by leased models L".
+std::string exhausted_message(const ModelView& incoming, const Admission& a, uint64_t min_free_bytes);
+
+}  // namespace tp::detail

@@ -1,0 +1,1 @@
+// Part of the layering fixture: a cuda header.

@@ -1,0 +1,1 @@
+// Part of the layering fixture: a pipeline header for core/upward.cpp to include.
