@@ -1,5 +1,6 @@
 // libFuzzer target for the C ABI (capi/include/twistedpic/tp.h), compiled with
-// the shims (capi/src) and a torch-free runtime (torch_free_runtime.cpp).
+// the registry shims (capi/src) over the torch-free layers: without the torch
+// layer, a registry on real weights uses the CPU device (weights/default_options.h).
 //
 // Each input drives, through tp.h only:
 //   1. tp_registry_options_* setters with fuzzed values (preset strings,

@@ -2,7 +2,8 @@ package twistedpic
 
 import "testing"
 
-// The layouts tp.h documents for v0.1 (x86-64 and aarch64 Linux).
+// The layouts tp.h documents (tests/capi/abi_test.c): v0.1 and v0.2 structs,
+// x86-64 and aarch64 Linux.
 func TestABILayout(t *testing.T) {
 	want := map[string]uintptr{
 		"sizeof(tp_policy_model)":                   56,
@@ -16,6 +17,22 @@ func TestABILayout(t *testing.T) {
 		"offsetof(tp_stats.evictions)":              64,
 		"offsetof(tp_stats.reload_ms_p95)":          192,
 		"offsetof(tp_event.error)":                  56,
+		"sizeof(tp_progress)":                       32,
+		"offsetof(tp_progress.elapsed_s)":           16,
+		"offsetof(tp_progress.model)":               24,
+		"sizeof(tp_image)":                          24,
+		"offsetof(tp_image.stride)":                 12,
+		"offsetof(tp_image.pixels)":                 16,
+		"sizeof(tp_result_info)":                    88,
+		"offsetof(tp_result_info.guidance_scale)":   24,
+		"offsetof(tp_result_info.seed)":             32,
+		"offsetof(tp_result_info.total_s)":          72,
+		"offsetof(tp_result_info.warning_count)":    80,
+		"sizeof(tp_plan_info)":                      64,
+		"offsetof(tp_plan_info.from)":               12,
+		"offsetof(tp_plan_info.bytes_to_move)":      16,
+		"offsetof(tp_plan_info.eviction_count)":     48,
+		"offsetof(tp_plan_info.explanation)":        56,
 	}
 	if len(cLayout) != len(want) {
 		t.Errorf("cLayout has %d entries, want %d", len(cLayout), len(want))
@@ -23,6 +40,12 @@ func TestABILayout(t *testing.T) {
 	for k, v := range want {
 		if got, ok := cLayout[k]; !ok || got != v {
 			t.Errorf("%s = %d, want %d", k, got, v)
+		}
+	}
+	stages := []Stage{StageEncode, StageDenoise, StageDecode, StageWaiting}
+	for i, s := range stages {
+		if int(s) != i {
+			t.Errorf("%v = %d, want %d", s, s, i)
 		}
 	}
 	if ReasonSlots != 7 {

@@ -61,3 +61,28 @@ func tpGoOnAccess(model *C.char, userData unsafe.Pointer) {
 func tpGoDestroy(userData unsafe.Pointer) {
 	handles.del(uintptr(userData))
 }
+
+// progressCall is one Generate call's progress handler. A panic in it is kept
+// here, cancels the call, and is re-raised by Generate on its own goroutine.
+type progressCall struct {
+	fn       func(Progress) bool
+	panicked any
+}
+
+//export tpGoProgress
+func tpGoProgress(p *C.tp_progress, userData unsafe.Pointer) (stop C.int32_t) {
+	call, ok := handles.get(uintptr(userData)).(*progressCall)
+	if !ok || call.panicked != nil {
+		return 1
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			call.panicked = r
+			stop = 1
+		}
+	}()
+	if call.fn(progressFromC(p)) {
+		return 0
+	}
+	return 1
+}

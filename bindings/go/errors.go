@@ -34,9 +34,21 @@ func (c Code) String() string { return codeName(c) }
 type Error struct {
 	Code    Code
 	Message string // UTF-8, from the library; names the model, file or field at fault
+	cause   error  // the context's error, for a Generate its context cancelled
 }
 
-func (e *Error) Error() string { return "twistedpic: " + e.Code.String() + ": " + e.Message }
+func (e *Error) Error() string {
+	s := "twistedpic: " + e.Code.String() + ": " + e.Message
+	if e.cause != nil {
+		s += " (" + e.cause.Error() + ")"
+	}
+	return s
+}
+
+// Unwrap returns the context's error (context.Canceled or
+// context.DeadlineExceeded) when a context ended the call, else nil: so
+// errors.Is(err, context.Canceled) holds while CodeOf(err) is Cancelled.
+func (e *Error) Unwrap() error { return e.cause }
 
 // CodeOf returns err's Code: OK for nil, Unknown for an error not from this package.
 func CodeOf(err error) Code {
@@ -62,3 +74,6 @@ func IsResourceExhausted(err error) bool { return CodeOf(err) == ResourceExhaust
 
 // IsFailedPrecondition reports a leased model, or a closed registry.
 func IsFailedPrecondition(err error) bool { return CodeOf(err) == FailedPrecondition }
+
+// IsCancelled reports a call cancelled by its context or its Progress handler.
+func IsCancelled(err error) bool { return CodeOf(err) == Cancelled }

@@ -1,6 +1,8 @@
-// Package twistedpic binds the twistedpic C ABI (tp.h): a registry that loads
-// diffusion models onto the GPU on demand, leases them, offloads them to host
-// memory or disk under memory policies, and reports events and statistics.
+// Package twistedpic binds the twistedpic C ABI (tp.h): text-to-image
+// generation (Registry.Pipeline, Pipeline.Generate) over a registry that loads
+// diffusion models onto the GPU (or the CPU) on demand, leases them, offloads
+// them to host memory or disk under memory policies, and reports events and
+// statistics.
 package twistedpic
 
 import (
@@ -25,11 +27,12 @@ func checkVersion() error {
 // Version returns the loaded library's version, "MAJOR.MINOR.PATCH".
 func Version() string { return libraryVersionString() }
 
-// Options configure a new Registry. The zero value uses the CUDA device.
+// Options configure a new Registry. The zero value loads real weights onto
+// the CUDA device, or onto the CPU where no GPU is usable.
 type Options struct {
 	// SimulatedDeviceBytes, when non-zero, runs on a simulated device of this
 	// size with simulated weights (each model's config must give "size_bytes"):
-	// for tests, demos and CPU-only machines.
+	// for tests and demos of the registry. Simulated weights run no pipeline.
 	SimulatedDeviceBytes uint64
 	// Preset replaces the config's policy: "max_gpu_availability", "balanced"
 	// or "max_speed".
@@ -37,6 +40,10 @@ type Options struct {
 	// BackgroundThread runs idle timeouts and pressure checks on a library
 	// thread (nil: the default, true), or only in Registry.Tick (false).
 	BackgroundThread *bool
+	// TextEncoderOffload, when non-nil, is where the text encoders of pipeline
+	// models go when their lease ends: TierHost frees the device for the
+	// denoiser after encoding; TierDisk drops them. nil leaves it to the policy.
+	TextEncoderOffload *Tier
 	// Policy, when non-nil, is consulted before the built-in policies.
 	Policy MemoryPolicy
 }
@@ -70,6 +77,11 @@ func (o *Options) apply(c *cOptions) error {
 			return err
 		}
 	}
+	if o.TextEncoderOffload != nil {
+		if err := optionsSetTextEncoderOffload(c, *o.TextEncoderOffload); err != nil {
+			return err
+		}
+	}
 	if o.Policy != nil {
 		// From here on C owns the entry: its destroy callback deletes it.
 		h := handles.add(o.Policy)
@@ -90,6 +102,9 @@ type Registry struct {
 
 	subsMu sync.Mutex
 	subs   map[int]uintptr // subscription id -> handle of its func(Event)
+
+	pipesMu sync.Mutex
+	pipes   map[*cPipeline]struct{} // the open pipelines, destroyed by Close
 }
 
 // NewRegistryFromString creates a registry from a JSON config (named
@@ -121,21 +136,31 @@ func newRegistry(opts *Options, create func(*cOptions) (*cRegistry, error)) (*Re
 	if err != nil {
 		return nil, err
 	}
-	r := &Registry{ptr: ptr, subs: map[int]uintptr{}}
+	r := &Registry{ptr: ptr, subs: map[int]uintptr{}, pipes: map[*cPipeline]struct{}{}}
 	runtime.SetFinalizer(r, (*Registry).Close)
 	return r, nil
 }
 
-// Close destroys the registry and drops its event handlers. Live leases stay
-// valid: the models they hold are freed when the last one is released. Close
-// is idempotent; other calls on a closed registry fail with FailedPrecondition.
-// It waits for calls in progress, so a handler or policy must not call it.
+// Close closes the registry's pipelines, destroys the registry and drops its
+// event handlers. Live leases stay valid: the models they hold are freed when
+// the last one is released. Close is idempotent; other calls on a closed
+// registry or its pipelines fail with FailedPrecondition. It waits for calls
+// in progress (Generate included), so a handler, policy or Progress must not
+// call it.
 func (r *Registry) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.ptr == nil {
 		return nil
 	}
+	// tp.h: every pipeline goes before its registry. None is generating: each
+	// Generate holds r.mu for reading.
+	r.pipesMu.Lock()
+	for p := range r.pipes {
+		pipelineDestroy(p)
+	}
+	r.pipes = nil
+	r.pipesMu.Unlock()
 	registryDestroy(r.ptr)
 	r.ptr = nil
 	runtime.SetFinalizer(r, nil)
@@ -164,6 +189,43 @@ func (r *Registry) with(f func(*cRegistry) error) error {
 func (r *Registry) List() (models []ModelInfo, err error) {
 	err = r.with(func(p *cRegistry) error { models, err = registryList(p); return err })
 	return models, err
+}
+
+// Info returns one model's row, as List has it; NotFound for an unknown model.
+func (r *Registry) Info(model string) (info ModelInfo, err error) {
+	err = r.with(func(p *cRegistry) error { info, err = registryInfo(p, model); return err })
+	return info, err
+}
+
+// Plan returns what acquiring model would do now (a dry run of its
+// admission); NotFound for an unknown model.
+func (r *Registry) Plan(model string) (plan Plan, err error) {
+	err = r.with(func(p *cRegistry) error { plan, err = registryPlan(p, model); return err })
+	return plan, err
+}
+
+// Pipeline returns a text-to-image pipeline of the configured model name (one
+// with a pipeline_type). It loads no weights: each Generate leases the
+// networks it needs. An unknown model is NotFound; a model that is not a
+// pipeline is InvalidArgument; an unsupported pipeline type is Unimplemented.
+func (r *Registry) Pipeline(name string) (*Pipeline, error) {
+	var pl *Pipeline
+	err := r.with(func(p *cRegistry) error {
+		ptr, err := pipelineCreate(p, name)
+		if err != nil {
+			return err
+		}
+		r.pipesMu.Lock()
+		r.pipes[ptr] = struct{}{}
+		r.pipesMu.Unlock()
+		pl = &Pipeline{reg: r, ptr: ptr, name: pipelineName(ptr), typ: pipelineType(ptr)}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	runtime.SetFinalizer(pl, (*Pipeline).Close)
+	return pl, nil
 }
 
 // Acquire leases model, loading it first when needed; concurrent acquires

@@ -173,11 +173,6 @@ func TestErrors(t *testing.T) {
 	defer l.Release()
 	closed := newTestRegistry(t, Options{})
 	closed.Close()
-	real, err := NewRegistryFromString(testConfig, nil) // real weights: the CUDA or the CPU device
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer real.Close()
 	sim := &Options{SimulatedDeviceBytes: gib}
 
 	for _, c := range []struct {
@@ -195,7 +190,11 @@ func TestErrors(t *testing.T) {
 		{"missing file", errOf(NewRegistryFromFile("/nonexistent/tp.json", sim)), NotFound, "/nonexistent/tp.json"},
 		{"bad preset", errOf(NewRegistryFromString(testConfig, &Options{Preset: "warp"})),
 			InvalidArgument, "unknown preset 'warp'"},
-		{"no weights on disk", errOf(real.Acquire("b")), NotFound, "model 'b': model folder '/models/b' does not exist"},
+		// Real weights (the CUDA or the CPU device): the library reads the folders at creation.
+		{"no weights on disk", errOf(NewRegistryFromString(`{"models": {"b": {"path": "/models/b"}}}`, nil)),
+			NotFound, "model 'b': model folder '/models/b' does not exist"},
+		{"not in the HF cache", errOf(NewRegistryFromString(testConfig, nil)),
+			NotFound, "model 'a': model 'org/a' is not in the Hugging Face cache"},
 		{"closed registry", errOf(closed.List()), FailedPrecondition, "closed"},
 		{"nil handler", errOf(r.Subscribe(nil)), InvalidArgument, "nil"},
 	} {

@@ -17,6 +17,8 @@ export CGO_CFLAGS="-I$include_dir -I$generated_include_dir"
 export CGO_LDFLAGS="-L$lib_dir -Wl,-rpath,$lib_dir"
 export GOFLAGS=-p=1 GOPROXY=off GOTOOLCHAIN=local
 export GOCACHE=${GOCACHE:-${HOME:-/tmp}/.cache/twistedpic/go-build}
+# The generation tests compare with the CLI built next to the library.
+export TWISTEDPIC_LIB_DIR=$lib_dir
 
 cd "$here"
 go vet ./...
@@ -24,4 +26,14 @@ go test -count=1 ./...
 
 cd "$here/../../examples/go"
 go vet ./...
-go run .
+# The example also generates a PNG with the shipped default model.
+model_dir=$(realpath "$here/../../models/tiny-sd3")
+png_dir=$(mktemp -d)
+trap 'rm -rf "$png_dir"' EXIT
+png=$png_dir/example.png
+out=$(go run . "$model_dir" "$png")
+echo "$out"
+grep -qF "wrote $png (32x32)" <<<"$out" && cmp -s -n 8 "$png" <(printf '\x89PNG\r\n\x1a\n') || {
+  echo "examples/go: expected a 32x32 PNG at $png" >&2
+  exit 1
+}

@@ -2,7 +2,8 @@
 # Tests the Python binding against a freshly built library:
 #   run_tests.sh LIB_DIR INCLUDE_DIR GENERATED_INCLUDE_DIR
 # Runs the pytest suite from the source tree, checks that the package pip-installs and imports, and runs
-# examples/python/list_models.py. Python: ${TP_VENV:-$HOME/.cache/twistedpic/venv}/bin/python (with pytest).
+# examples/python/list_models.py and examples/python/generate.py (on the shipped models/tiny-sd3).
+# tests/test_generate.py compares with the CLI LIB_DIR/twistedpic when it exists (override: TP_CLI). Python: ${TP_VENV:-$HOME/.cache/twistedpic/venv}/bin/python (with pytest).
 set -euo pipefail
 
 if [[ $# -ne 3 ]]; then
@@ -31,10 +32,17 @@ echo "== pip install"
 cp -r "$here" "$tmp/src"  # builds in a copy: no build/ or *.egg-info in the source tree
 "$python" -m pip install --quiet --no-deps --no-build-isolation --disable-pip-version-check --target "$tmp/site" "$tmp/src"
 (cd "$tmp" && PYTHONPATH="$tmp/site" "$python" -c '
-import sys, twistedpic
+import os, sys, twistedpic
 assert twistedpic.__file__.startswith(sys.argv[1]), twistedpic.__file__
+assert os.path.isfile(os.path.join(os.path.dirname(twistedpic.__file__), "py.typed")), "py.typed is not installed"
 print("installed twistedpic", twistedpic.__version__, "on library", twistedpic.library_version())
 ' "$tmp/site")
 
 echo "== examples/python/list_models.py"
 PYTHONPATH="$here" "$python" "$repo/examples/python/list_models.py"
+
+echo "== examples/python/generate.py"
+PYTHONPATH="$here" "$python" "$repo/examples/python/generate.py" "a red circle on a white background" --seed 5 \
+  --steps 4 -o "$tmp/generate.png"
+"$python" -c 'import sys; data = open(sys.argv[1], "rb").read(); assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:8]' \
+  "$tmp/generate.png"

@@ -24,11 +24,20 @@ echo "== cargo test (bindings/rust)"
 
 echo "== cargo run (examples/rust)"
 # The example links like a user's program: the loader finds the library
-# through LD_LIBRARY_PATH, not an rpath.
+# through LD_LIBRARY_PATH, not an rpath. It also generates a PNG with the
+# shipped default model.
+model_dir=$(cd "$here/../../models/tiny-sd3" && pwd)
+png_dir=$(mktemp -d)
+trap 'rm -rf "$png_dir"' EXIT
+png=$png_dir/example.png
 out=$(cd "$example" && CARGO_TARGET_DIR="$example/target" \
-  LD_LIBRARY_PATH="$lib_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" cargo run --offline -j 1)
+  LD_LIBRARY_PATH="$lib_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" cargo run --offline -j 1 -- "$model_dir" "$png")
 echo "$out"
 grep -q "event: sd35_large device -> host (unload-after)" <<<"$out" || {
   echo "examples/rust: expected an unload-after event" >&2
+  exit 1
+}
+grep -qF "wrote $png (32x32" <<<"$out" && cmp -s -n 8 "$png" <(printf '\x89PNG\r\n\x1a\n') || {
+  echo "examples/rust: expected a 32x32 PNG at $png" >&2
   exit 1
 }

@@ -2,19 +2,27 @@
 // Validate -> call C++ -> map Error. No business logic.
 #include <chrono>
 #include <cstring>
+#include <optional>
 
 #include "tp_internal.h"
+#include "weights/default_options.h"
+#include "twistedpic/pipeline.h"
 #include "twistedpic/registry.h"
-#include "twistedpic/runtime.h"
 #include "twistedpic/testing/simulated_backend.h"
 #include "twistedpic/testing/simulated_device.h"
 
-namespace {
+tp::capi::OptionsFactory tp::capi::default_options = [] {
+  return tp::Expected<tp::RegistryOptions>(tp::registry_options_on(tp::default_cpu_device()));
+};
 
-constexpr uint32_t kOptionsMagic = 0x74704f50;   // "tpOP"
-constexpr uint32_t kRegistryMagic = 0x74705247;  // "tpRG"
-constexpr uint32_t kLeaseMagic = 0x74704c53;     // "tpLS"
-constexpr uint32_t kDead = 0xdeadbeef;
+using tp::capi::copy_prefix;
+using tp::capi::fail;
+using tp::capi::kDead;
+using tp::capi::kLeaseMagic;
+using tp::capi::kOptionsMagic;
+using tp::capi::kRegistryMagic;
+
+namespace {
 
 // A tp_memory_policy_vtable as a tp::MemoryPolicy; calls destroy once, on destruction.
 class VtablePolicy final : public tp::MemoryPolicy {
@@ -64,16 +72,16 @@ struct tp_registry_options {
   uint64_t simulated_bytes = 0;
   bool background_thread = true;
   std::vector<std::shared_ptr<tp::MemoryPolicy>> policies;  // host policies, first consulted first
-};
-
-struct tp_registry {
-  uint32_t magic = kRegistryMagic;
-  std::unique_ptr<tp::ModelRegistry> registry;
+  std::optional<tp::Tier> text_encoders_unload_after;       // unset: the models' policy
 };
 
 struct tp_model {
   uint32_t magic = kLeaseMagic;
   tp::ModelLease lease;
+};
+
+struct tp_plan {
+  tp::LoadPlan plan;
 };
 
 struct tp_model_list {
@@ -82,38 +90,21 @@ struct tp_model_list {
   tp::TimePoint now;
 };
 
-using tp::capi::fail;
-
-// Rejects NULL and pointers to another kind of object (a freed handle cannot
-// be detected in general: using one is undefined behaviour).
-#define TP_CHECK_HANDLE(h, kind, type, out_err)                                                       \
-  do {                                                                                                \
-    if (!(h)) return fail(out_err, TP_INVALID_ARGUMENT, #h " must not be NULL");                      \
-    if ((h)->magic != kind) return fail(out_err, TP_INVALID_ARGUMENT, #h " is not a live " type); \
-  } while (0)
 
 namespace {
 
-// TP_INVALID_ARGUMENT unless a caller's versioned struct is at least v0.1's size.
-#define TP_CHECK_STRUCT_SIZE(expr, type, out_err)                                                       \
-  do {                                                                                                 \
-    if ((expr)->struct_size < sizeof(type))                                                            \
-      return fail(out_err, TP_INVALID_ARGUMENT,                                                        \
-                  #expr "->struct_size " + std::to_string((expr)->struct_size) + " is below v0.1's " + \
-                      std::to_string(sizeof(type)) + "; set it to sizeof(" #type ")");                 \
-  } while (0)
-
-template <class T>
-void copy_prefix(T* out, const T& full) {
-  // Writes only the caller's prefix (out->struct_size bytes), keeping its struct_size.
-  uint32_t size = out->struct_size;
-  std::memcpy(static_cast<void*>(out), &full, std::min<size_t>(size, sizeof(T)));
-  out->struct_size = size;
-}
 
 tp_code create_registry(tp_registry** out, tp::Expected<tp::RegistryConfig> config, tp_registry_options* opts,
                         tp_error** out_err) {
   if (!config) return fail(out_err, config.error());
+  // Pipelines become one registry model per network, as in C++; on a
+  // simulated device (byte counts, no tensors) models stay as configured.
+  if (!opts || opts->simulated_bytes == 0) {
+    tp::ExpandOptions expand;
+    if (opts) expand.text_encoders_unload_after = opts->text_encoders_unload_after;
+    config = tp::expand_pipeline_components(std::move(*config), expand);
+    if (!config) return fail(out_err, config.error());
+  }
   if (opts && !opts->preset.empty()) {
     auto preset = tp::policy_preset(opts->preset);
     if (!preset) return fail(out_err, preset.error());
@@ -125,7 +116,7 @@ tp_code create_registry(tp_registry** out, tp::Expected<tp::RegistryConfig> conf
     options.backend = std::make_shared<tp::SimulatedBackend>(device);
     options.monitor = device;
   } else {
-    auto defaults = tp::default_registry_options();
+    auto defaults = tp::capi::default_options();
     if (!defaults) return fail(out_err, defaults.error());
     options = std::move(*defaults);
   }
@@ -201,6 +192,21 @@ tp_code tp_registry_options_set_background_thread(tp_registry_options* opts, int
   TP_CAPI_END(out_err)
 }
 
+tp_code tp_registry_options_set_text_encoder_offload(tp_registry_options* opts, int32_t tier, tp_error** out_err) {
+  TP_CAPI_BEGIN
+  TP_CHECK_HANDLE(opts, kOptionsMagic, "tp_registry_options", out_err);
+  if (tier == -1) {
+    opts->text_encoders_unload_after.reset();
+  } else if (tier == TP_TIER_HOST || tier == TP_TIER_DISK) {
+    opts->text_encoders_unload_after = static_cast<tp::Tier>(tier);
+  } else {
+    return fail(out_err, TP_INVALID_ARGUMENT,
+                "tier " + std::to_string(tier) + " is not TP_TIER_HOST, TP_TIER_DISK or -1 (the models' policy)");
+  }
+  return TP_OK;
+  TP_CAPI_END(out_err)
+}
+
 tp_code tp_registry_options_add_policy(tp_registry_options* opts, const tp_memory_policy_vtable* vtable,
                                        void* user_data, tp_error** out_err) {
   TP_CAPI_BEGIN
@@ -262,6 +268,62 @@ tp_code tp_registry_list(tp_model_list** out, const tp_registry* reg, tp_error**
   return TP_OK;
   TP_CAPI_END(out_err)
 }
+
+tp_code tp_registry_info(tp_model_list** out, const tp_registry* reg, const char* model, tp_error** out_err) {
+  TP_CAPI_BEGIN
+  TP_CAPI_REQUIRE(out, out_err);
+  TP_CHECK_HANDLE(reg, kRegistryMagic, "tp_registry", out_err);
+  TP_CAPI_REQUIRE(model, out_err);
+  auto info = reg->registry->info(model);
+  if (!info) return fail(out_err, info.error());
+  auto list = std::make_unique<tp_model_list>();
+  list->rows.push_back(std::move(*info));
+  list->now = std::chrono::steady_clock::now();
+  list->dtypes.emplace_back(tp::dtype_config_name(list->rows[0].dtype));
+  *out = list.release();
+  return TP_OK;
+  TP_CAPI_END(out_err)
+}
+
+tp_code tp_registry_plan(tp_plan** out, const tp_registry* reg, const char* model, tp_error** out_err) {
+  TP_CAPI_BEGIN
+  TP_CAPI_REQUIRE(out, out_err);
+  TP_CHECK_HANDLE(reg, kRegistryMagic, "tp_registry", out_err);
+  TP_CAPI_REQUIRE(model, out_err);
+  auto plan = reg->registry->plan(model);
+  if (!plan) return fail(out_err, plan.error());
+  *out = new tp_plan{std::move(*plan)};
+  return TP_OK;
+  TP_CAPI_END(out_err)
+}
+
+tp_code tp_plan_get_info(tp_plan_info* out, const tp_plan* plan, tp_error** out_err) {
+  TP_CAPI_BEGIN
+  TP_CAPI_REQUIRE(out, out_err);
+  TP_CAPI_REQUIRE(plan, out_err);
+  TP_CHECK_STRUCT_SIZE(out, tp_plan_info, out_err);
+  const tp::LoadPlan& p = plan->plan;
+  tp_plan_info info{};
+  info.struct_size = sizeof(tp_plan_info);
+  info.fits = p.fits ? 1 : 0;
+  info.resident = p.resident ? 1 : 0;
+  info.from = static_cast<int32_t>(p.from);
+  info.bytes_to_move = p.bytes_to_move;
+  info.needed_bytes = p.needed_bytes;
+  info.free_bytes = p.free_bytes;
+  info.bytes_evicted = p.bytes_evicted;
+  info.eviction_count = static_cast<uint32_t>(p.evictions.size());
+  info.explanation = p.explanation.c_str();
+  copy_prefix(out, info);
+  return TP_OK;
+  TP_CAPI_END(out_err)
+}
+
+const char* tp_plan_eviction(const tp_plan* plan, uint32_t index) {
+  return plan && index < plan->plan.evictions.size() ? plan->plan.evictions[index].model.c_str() : "";
+}
+
+void tp_plan_free(tp_plan* plan) { delete plan; }
 
 uint32_t tp_model_list_count(const tp_model_list* list) { return list ? static_cast<uint32_t>(list->rows.size()) : 0; }
 

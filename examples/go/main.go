@@ -1,11 +1,21 @@
-// A first twistedpic program: a registry of two models on a simulated 12 GiB
-// device, one acquired, its residency events and the model table printed.
+// A first twistedpic program, in two parts:
+//
+//  1. a registry of two models on a simulated 12 GiB device, one acquired,
+//     its residency events and the model table printed;
+//  2. a picture from the shipped default model (models/tiny-sd3), with
+//     progress, saved as a PNG. Ctrl-C cancels it through the context.
+//
+// Usage: go run . [MODEL_DIR] [OUT.png]
 package main
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
 	"text/tabwriter"
 
 	twistedpic "twistedpic.dev/twistedpic/bindings/go"
@@ -53,6 +63,65 @@ func main() {
 		log.Fatal(err)
 	}
 	printModels(reg)
+
+	modelDir, out := defaultModelDir(), filepath.Join(os.TempDir(), "twistedpic-go-example.png")
+	if len(os.Args) > 1 {
+		modelDir = os.Args[1]
+	}
+	if len(os.Args) > 2 {
+		out = os.Args[2]
+	}
+	generate(modelDir, out)
+}
+
+// generate makes one picture with the model in modelDir and saves it to out.
+func generate(modelDir, out string) {
+	fmt.Println("\ngenerating with", modelDir)
+	config := fmt.Sprintf(`{"models": {"tiny": {"path": %q, "pipeline_type": "sd3", "dtype": "fp32"}}}`, modelDir)
+	reg, err := twistedpic.NewRegistryFromString(config, nil) // real weights: the GPU, else the CPU
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer reg.Close()
+	pipeline, err := reg.Pipeline("tiny")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pipeline.Close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	images, err := pipeline.Generate(ctx, twistedpic.Request{
+		Prompts: []string{"a red circle on a white background"},
+		Seed:    5,
+		Progress: func(p twistedpic.Progress) bool {
+			switch p.Stage {
+			case twistedpic.StageWaiting:
+				fmt.Fprintln(os.Stderr, "  loading", p.Model)
+			case twistedpic.StageDenoise:
+				fmt.Fprintf(os.Stderr, "\r  step %d/%d", p.Step, p.Steps)
+			case twistedpic.StageDecode:
+				fmt.Fprintln(os.Stderr, "\n  decoding")
+			}
+			return true // false would cancel
+		},
+	})
+	if twistedpic.IsCancelled(err) {
+		log.Fatal("cancelled: ", err)
+	} else if err != nil {
+		log.Fatal(err)
+	}
+	img := images[0] // an image.Image: image/png could encode it too
+	if err := img.Save(out); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("wrote %s (%dx%d)\n", out, img.Width(), img.Height())
+}
+
+// defaultModelDir is models/tiny-sd3 of the source tree this file is in.
+func defaultModelDir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "models", "tiny-sd3")
 }
 
 func printModels(reg *twistedpic.Registry) {

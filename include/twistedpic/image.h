@@ -43,6 +43,11 @@ inline constexpr uint64_t kMaxReadPixels = uint64_t{1} << 28;
 // else kUnavailable), naming `path`; kInternal when libpng fails.
 [[nodiscard]] TP_EXPORT Status write_png(const Image& image, const std::filesystem::path& path);
 
+// The PNG bytes of `image` (8-bit RGB), for a server's response or a caller's
+// buffer. Errors: kInvalidArgument for an impossible image (as write_png);
+// kResourceExhausted when memory runs out; kInternal when libpng fails.
+[[nodiscard]] TP_EXPORT Expected<std::vector<uint8_t>> encode_png(const Image& image);
+
 // Reads any PNG as RGB8: gray becomes RGB, a palette is expanded, 16-bit
 // channels are scaled to 8 bits (16-bit data without gAMA/sRGB is taken as
 // sRGB-encoded), and an alpha channel is dropped (the stored colors are kept,

@@ -64,11 +64,20 @@ struct ExpandOptions {
 [[nodiscard]] TP_EXPORT Expected<RegistryConfig> expand_pipeline_components(RegistryConfig config,
                                                                            const ExpandOptions& options = {});
 
-// Progress of one generate() call, reported after every denoising step.
+// What a generate() call is doing.
+enum class Stage {
+  kEncode = 0,   // running the text encoders
+  kDenoise = 1,  // the denoising steps
+  kDecode = 2,   // the VAE
+  kWaiting = 3,  // waiting for a network to load (or for room on the device)
+};
+
+// Progress of one generate() call.
 struct StepProgress {
-  int step = 0;   // 1-based
-  int steps = 0;
+  int step = 0;   // 1-based while denoising; 0 in the other stages
+  int steps = 0;  // the denoising steps of the call
   double elapsed_s = 0;  // since the call began
+  Stage stage = Stage::kDenoise;
 };
 
 struct GenerateRequest {
@@ -93,8 +102,13 @@ struct GenerateRequest {
   uint64_t seed = 0;
   // T5 tokens; CLIP always takes 77. Default: 256.
   int max_sequence_length = 256;
-  // Called after every step; returning false cancels the call (kCancelled).
+  // Called after every denoising step; returning false cancels the call (kCancelled).
   std::function<bool(const StepProgress&)> on_step;
+  // Called at every stage: when encoding starts, before waiting for a network
+  // that is not on the device (kWaiting, with the network's registry name in
+  // `model`), after every denoising step, and when decoding starts. Returning
+  // false cancels the call. Called on the generating thread.
+  std::function<bool(const StepProgress&, std::string_view model)> on_progress;
   // Set by another thread to cancel; checked between steps and networks.
   const std::atomic<bool>* cancel = nullptr;
 };
@@ -135,6 +149,8 @@ class TP_EXPORT Pipeline {
   Expected<GenerateResult> generate(const GenerateRequest& request);
 
   const std::string& name() const;
+  // The configured pipeline_type: "sd3".
+  const std::string& pipeline_type() const;
   int default_width() const;
   int default_height() const;
   // Sizes must be multiples of this.

@@ -1,6 +1,7 @@
 // Registry configuration: JSON parsing (nlohmann-json), presets and validation.
 #include "twistedpic/config.h"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cmath>
@@ -323,6 +324,9 @@ Status validate_registry_config(const RegistryConfig& config) {
   for (const auto& m : config.models) {
     std::string where = "models." + m.name;
     if (m.name.empty()) return invalid_argument("models: a model has an empty name");
+    // Names travel as C strings (tp.h), in messages and in network names.
+    if (std::any_of(m.name.begin(), m.name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; }))
+      return invalid_argument("models: model name " + detail::quote(m.name) + " contains a control character");
     if (!names.insert(m.name).second) return invalid_argument(where + ": duplicate model name");
     if (m.source.empty()) return invalid_argument(where + ": empty source");
     if (m.pipeline_type.empty()) return invalid_argument(where + ".pipeline_type: must not be empty");

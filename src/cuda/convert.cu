@@ -3,6 +3,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime_api.h>
 
+#include <cstdint>
 #include <string>
 
 #include "cuda/cuda_runtime.h"
@@ -64,6 +65,15 @@ Status convert(const void* src, DType from, void* dst, DType to, size_t count, v
   if (count == 0) return ok_status();
   if (!src || !dst) return invalid_argument("convert: null device pointer");
   auto s = static_cast<cudaStream_t>(stream);
+  // A typed load or store at a misaligned address is cudaErrorMisalignedAddress,
+  // which kills the context: refuse before launching.
+  if (from != to && (reinterpret_cast<uintptr_t>(src) % dtype_size(from) != 0 ||
+                     reinterpret_cast<uintptr_t>(dst) % dtype_size(to) != 0))
+    return invalid_argument("convert: misaligned device pointer (" + std::string(dtype_safetensors_name(from)) +
+                            " source at " + std::to_string(reinterpret_cast<uintptr_t>(src) % 16) + " mod 16, " +
+                            std::string(dtype_safetensors_name(to)) + " destination at " +
+                            std::to_string(reinterpret_cast<uintptr_t>(dst) % 16) +
+                            " mod 16): elements must be aligned to their size");
   if (from == to) {
     cudaError_t err = cudaMemcpyAsync(dst, src, count * dtype_size(from), cudaMemcpyDeviceToDevice, s);
     if (err != cudaSuccess) return internal_error(std::string("convert: cudaMemcpyAsync: ") + cudaGetErrorString(err));

@@ -1,9 +1,13 @@
 // The CUDA Device: arenas from cudaMalloc (outside torch's caching allocator,
 // so cudaFree gives them straight back to the driver), pinned memory from
-// cudaHostAlloc, one non-blocking stream per lane.
+// cudaHostAlloc, one non-blocking stream per lane, use fences as CUDA events
+// (an arena is freed only after the kernels that read it).
 #include <cuda_runtime_api.h>
 
+#include <mutex>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "cuda/cuda_runtime.h"
@@ -27,6 +31,8 @@ class CudaDevice final : public Device {
       : index_(index), monitor_(std::move(monitor)), streams_(std::move(streams)) {}
   ~CudaDevice() override {
     Guard g(index_);
+    for (auto& [ptr, f] : fences_)
+      for (auto& [stream, e] : f.events) cudaEventDestroy(e);
     for (cudaStream_t s : streams_) cudaStreamDestroy(s);
   }
 
@@ -42,6 +48,7 @@ class CudaDevice final : public Device {
   }
   void free(void* ptr, uint64_t) override {
     if (!ptr) return;
+    wait_for_uses(ptr);  // the owner should have; cudaFree only "may" synchronize
     Guard g(index_);
     cudaFree(ptr);
   }
@@ -72,6 +79,51 @@ class CudaDevice final : public Device {
     return ok_status();
   }
 
+  // One event per (allocation, stream): re-recording it on the same stream
+  // covers the earlier uses, since a stream runs in order.
+  void record_use(void* ptr, void* user_stream) override {
+    if (!ptr) return;
+    auto s = static_cast<cudaStream_t>(user_stream);
+    Guard g(index_);
+    std::lock_guard<std::mutex> lock(fences_mu_);
+    Fences& f = fences_[ptr];
+    cudaEvent_t* event = nullptr;
+    for (auto& [stream, e] : f.events)
+      if (stream == s) event = &e;
+    if (!event) {
+      cudaEvent_t e = nullptr;
+      if (cudaEventCreateWithFlags(&e, cudaEventDisableTiming) != cudaSuccess) {
+        cudaGetLastError();
+        f.wait_for_device = true;
+        return;
+      }
+      f.events.emplace_back(s, e);
+      event = &f.events.back().second;
+    }
+    if (cudaEventRecord(*event, s) != cudaSuccess) {
+      cudaGetLastError();
+      f.wait_for_device = true;
+    }
+  }
+
+  void wait_for_uses(void* ptr) override {
+    Fences f;
+    {
+      std::lock_guard<std::mutex> lock(fences_mu_);
+      auto it = fences_.find(ptr);
+      if (it == fences_.end()) return;
+      f = std::move(it->second);
+      fences_.erase(it);
+    }
+    Guard g(index_);
+    for (auto& [stream, e] : f.events) {
+      if (cudaEventSynchronize(e) != cudaSuccess) f.wait_for_device = true;
+      cudaEventDestroy(e);
+    }
+    if (f.wait_for_device) cudaDeviceSynchronize();
+    cudaGetLastError();
+  }
+
  private:
   // Makes `index` current for the scope, restoring the caller's device.
   struct Guard {
@@ -92,9 +144,17 @@ class CudaDevice final : public Device {
     return ok_status();
   }
 
+  // The use fences of one allocation.
+  struct Fences {
+    std::vector<std::pair<cudaStream_t, cudaEvent_t>> events;
+    bool wait_for_device = false;  // a fence could not be recorded: wait for everything
+  };
+
   int index_;
   std::unique_ptr<DeviceMonitor> monitor_;
   std::vector<cudaStream_t> streams_;
+  std::mutex fences_mu_;
+  std::unordered_map<void*, Fences> fences_;  // guarded by fences_mu_
 };
 
 }  // namespace

@@ -29,7 +29,9 @@ Expected<MemInfo> mem_info(int device);
 // Converts `count` elements of `src` (type `from`) into `dst` (type `to`), both
 // device pointers, asynchronously on `stream` (a cudaStream_t; nullptr for the
 // legacy default stream). Supports F32, F16 and BF16 in any direction.
-// REQUIRES: src and dst do not overlap, unless from == to.
+// REQUIRES: src and dst do not overlap, unless from == to. Errors: a src or
+// dst not aligned to its element size is kInvalidArgument (checked before any
+// launch: the kernel's typed accesses would fault and kill the context).
 Status convert(const void* src, DType from, void* dst, DType to, size_t count, void* stream);
 
 }  // namespace tp::cuda

@@ -69,7 +69,7 @@ uint16_t f32_to_f16(float f) {  // round to nearest even
   return sign | static_cast<uint16_t>(h);
 }
 
-// Elements may sit at any byte offset in a staging buffer: copy, never dereference.
+// Callers align elements (convert_on_host checks); memcpy keeps the loads free of aliasing rules.
 float load(const void* src, DType t, uint64_t i) {
   const char* p = static_cast<const char*>(src);
   if (t == DType::kF32) {
@@ -104,6 +104,12 @@ Status convert_on_host(const void* src, DType from, void* dst, DType to, uint64_
   if (!convertible(from) || !convertible(to))
     return unimplemented("conversion from " + std::string(dtype_safetensors_name(from)) + " to " +
                          std::string(dtype_safetensors_name(to)));
+  if (reinterpret_cast<uintptr_t>(src) % dtype_size(from) != 0 || reinterpret_cast<uintptr_t>(dst) % dtype_size(to) != 0)
+    return invalid_argument("convert: misaligned pointer (" + std::string(dtype_safetensors_name(from)) + " source " +
+                            std::to_string(reinterpret_cast<uintptr_t>(src) % 16) + " bytes past a 16-byte boundary, " +
+                            std::string(dtype_safetensors_name(to)) + " destination " +
+                            std::to_string(reinterpret_cast<uintptr_t>(dst) % 16) +
+                            "): elements must be aligned to their size, as on a GPU");
   for (uint64_t i = 0; i < count; ++i) store(dst, to, i, load(src, from, i));
   return ok_status();
 }

@@ -51,8 +51,32 @@ class Device {
   virtual Status copy_to_device(void* dst, const void* src, uint64_t bytes, int lane) = 0;
   virtual Status copy_to_host(void* dst, const void* src, uint64_t bytes, int lane) = 0;
   // Converts `count` elements between F32, F16 and BF16, device to device.
+  // REQUIRES: src and dst aligned to their element sizes (a GPU faults on a
+  // misaligned typed load); a misaligned pointer is kInvalidArgument, and
+  // nothing runs.
   virtual Status convert(const void* src, DType from, void* dst, DType to, uint64_t count, int lane) = 0;
+  // Waits for the lane's queued work. An asynchronous failure of that work
+  // (a copy, a conversion) is reported here: callers check every result.
   virtual Status synchronize(int lane) = 0;
+
+  // Use fences: work outside the lanes (torch kernels queued on the caller's
+  // stream) that reads an allocation made by allocate().
+  //  - record_use(ptr, stream): every piece of work queued on `stream` so far
+  //    may use `ptr`; later work on it does not. `stream` is opaque to the
+  //    core: a cudaStream_t on the CUDA device (nullptr: the legacy default
+  //    stream); ignored where such work is synchronous (the CPU device). Safe
+  //    from several threads at once; never fails (a device that cannot record
+  //    a fence falls back to waiting for all its work before the free).
+  //  - wait_for_uses(ptr): blocks until the work of every use recorded for
+  //    `ptr` is done, and forgets them.
+  // The owner of an allocation calls wait_for_uses(ptr) before free(ptr);
+  // the CUDA device also waits in free() for uses still recorded.
+  // Default: no-ops (work on host memory is synchronous).
+  virtual void record_use(void* ptr, void* stream) {
+    (void)ptr;
+    (void)stream;
+  }
+  virtual void wait_for_uses(void* ptr) { (void)ptr; }
 };
 
 // The CPU device: host memory counted against `budget_bytes`.
@@ -93,7 +117,9 @@ class TP_EXPORT CpuDevice final : public Device, public DeviceMonitor {
 };
 
 // Converts `count` elements between F32, F16 and BF16 on the host (round to
-// nearest even, as the CUDA kernels do).
+// nearest even, as the CUDA kernels do). Enforces the GPU's rule, so that CPU
+// tests catch a break of it: src and dst of a conversion (from != to) must be
+// aligned to their element sizes, else kInvalidArgument and nothing is written.
 TP_EXPORT Status convert_on_host(const void* src, DType from, void* dst, DType to, uint64_t count);
 
 // The CUDA device `index` (implemented in the CUDA library). kUnavailable

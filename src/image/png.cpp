@@ -203,6 +203,28 @@ Status write_png(const Image& image, const fs::path& path) {
   }
 }
 
+Expected<std::vector<uint8_t>> encode_png(const Image& image) {
+  try {
+    TP_TRY(check_image(image, "<memory>"));
+    png_image png = new_png_image();
+    PngImageGuard guard(png);
+    png.width = static_cast<png_uint_32>(image.width);
+    png.height = static_cast<png_uint_32>(image.height);
+    png.format = PNG_FORMAT_RGB;
+    const auto stride = static_cast<png_int_32>(image.width * 3);
+    png_alloc_size_t size = 0;  // first call: the size the PNG needs
+    if (!png_image_write_to_memory(&png, nullptr, &size, /*convert_to_8_bit=*/0, image.rgb.data(), stride, nullptr))
+      return internal_error(std::string("libpng cannot encode the PNG: ") + png.message);
+    std::vector<uint8_t> out(size);
+    if (!png_image_write_to_memory(&png, out.data(), &size, 0, image.rgb.data(), stride, nullptr))
+      return internal_error(std::string("libpng cannot encode the PNG: ") + png.message);
+    out.resize(size);
+    return out;
+  } catch (const std::bad_alloc&) {
+    return resource_exhausted("out of memory encoding a PNG");
+  }
+}
+
 Expected<Image> read_png(const fs::path& path) {
   try {
     return read_png_impl(path);

@@ -41,7 +41,9 @@ Expected<RegistryConfig> expand_pipeline_components(RegistryConfig config, const
       continue;
     }
     const std::string where = "model '" + m.name + "'";
-    TP_ASSIGN_OR_RETURN(std::filesystem::path root, resolve_model_source(m.source));
+    auto resolved = resolve_model_source(m.source);
+    if (!resolved) return make_error(resolved.error().code, where + ": " + resolved.error().message);
+    const std::filesystem::path root = *resolved;
     auto folder = read_diffusers_folder(root);
     if (!folder) return make_error(folder.error().code, where + ": " + folder.error().message);
     if (!runs_class(*family, folder->class_name))

@@ -6,8 +6,9 @@
 //     expand_pipeline_components turns into one registry model each;
 //   - describe(): the torch-free reading of its folder into a PipelineSpec
 //     (configs, tokenizers, scheduler, defaults) and the checks that join them;
-//   - make_runner(): the LibTorch implementation that generates from a spec.
-// docs/architecture.md says how to add one.
+// and, on the torch side, a runner factory registered in runners.cpp
+// (pipeline/runner.h) that generates from the spec. Torch-free: this table is
+// part of twistedpic_pipeline_spec. docs/architecture.md says how to add one.
 //
 // Threading: the table is immutable; the functions are safe from any thread.
 #pragma once
@@ -19,13 +20,10 @@
 
 #include "pipeline/spec.h"
 #include "twistedpic/config.h"
-#include "twistedpic/registry.h"
 #include "weights/diffusers_folder.h"
 
 namespace tp {
 inline namespace v0 {
-
-class PipelineRunner;  // pipeline/runner.h (torch)
 
 struct NetworkSpec {
   const char* component;   // the folder and model_index.json key: "transformer"
@@ -41,8 +39,6 @@ struct PipelineFamily {
   std::span<const NetworkSpec> networks;           // in load order
   // Reads the spec from `folder` (already read once). Errors name `where`.
   Expected<std::shared_ptr<const PipelineSpec>> (*describe)(const DiffusersFolder& folder, const std::string& where);
-  // The runnable pipeline of `pipeline` (whose spec this family described).
-  Expected<std::unique_ptr<PipelineRunner>> (*make_runner)(ModelRegistry& registry, const PipelineConfig& pipeline);
 };
 
 // The family of `pipeline_type`, or nullptr.

@@ -9,7 +9,7 @@ namespace tp {
 inline namespace v0 {
 
 struct Pipeline::Impl {
-  std::string name;
+  std::string name, type;
   std::unique_ptr<PipelineRunner> runner;
 };
 
@@ -17,6 +17,7 @@ Pipeline::Pipeline(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Pipeline::~Pipeline() = default;
 
 const std::string& Pipeline::name() const { return impl_->name; }
+const std::string& Pipeline::pipeline_type() const { return impl_->type; }
 int Pipeline::default_width() const { return impl_->runner->default_width(); }
 int Pipeline::default_height() const { return impl_->runner->default_height(); }
 int Pipeline::size_multiple() const { return impl_->runner->size_multiple(); }
@@ -34,6 +35,9 @@ Expected<std::unique_ptr<Pipeline>> Pipeline::create(ModelRegistry& registry, st
   const std::string where = "pipeline '" + std::string(model) + "'";
   if (!p) {
     if (const ModelConfig* m = config.find(model)) {
+      if (const size_t colon = m->pipeline_type.find(':'); colon != std::string::npos)
+        return invalid_argument(where + ": it is the '" + m->pipeline_type.substr(colon + 1) + "' network of a " +
+                                m->pipeline_type.substr(0, colon) + " pipeline, not a pipeline");
       if (find_family(m->pipeline_type))
         return failed_precondition(where + ": its networks are not registry models; create the registry from "
                                    "expand_pipeline_components(config)");
@@ -42,12 +46,12 @@ Expected<std::unique_ptr<Pipeline>> Pipeline::create(ModelRegistry& registry, st
     }
     return not_found(where + ": no such model in the registry");
   }
-  const PipelineFamily* family = find_family(p->pipeline_type);
-  if (!family || !p->spec)
+  const RunnerFactory make_runner = find_runner(p->pipeline_type);
+  if (!make_runner || !p->spec)
     return failed_precondition(where + ": it was not described by expand_pipeline_components; create the "
                                "registry from its result");
-  TP_ASSIGN_OR_RETURN(std::unique_ptr<PipelineRunner> runner, family->make_runner(registry, *p));
-  return std::unique_ptr<Pipeline>(new Pipeline(std::make_unique<Impl>(Impl{p->name, std::move(runner)})));
+  TP_ASSIGN_OR_RETURN(std::unique_ptr<PipelineRunner> runner, make_runner(registry, *p));
+  return std::unique_ptr<Pipeline>(new Pipeline(std::make_unique<Impl>(Impl{p->name, p->pipeline_type, std::move(runner)})));
 }
 
 }  // namespace v0

@@ -26,6 +26,12 @@ class PipelineRunner {
   virtual int size_multiple() const = 0;
 };
 
+// Makes the runnable pipeline of `pipeline` from the spec its family described.
+using RunnerFactory = Expected<std::unique_ptr<PipelineRunner>> (*)(ModelRegistry& registry,
+                                                                    const PipelineConfig& pipeline);
+// The runner factory of `pipeline_type` (runners.cpp), or nullptr.
+RunnerFactory find_runner(std::string_view pipeline_type);
+
 // Pipeline::generate with overrides, for the parity tests.
 Expected<GenerateResult> generate_with_overrides(Pipeline& pipeline, const GenerateRequest& request,
                                                  const RunOverrides& overrides);

@@ -3,14 +3,12 @@
 #include <ATen/Context.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <torch/version.h>
-#include <unistd.h>
 
 #include "twistedpic/log.h"
 #include "device/device.h"
-#include "weights/tensor_weights.h"
+#include "weights/default_options.h"
 
 #include "cuda/cuda_runtime.h"
-#include "util/system.h"
 #include "twistedpic/version.h"
 
 namespace tp {
@@ -50,14 +48,10 @@ Expected<RegistryOptions> default_registry_options(int cuda_device) {
   if (auto gpu = make_cuda_device(cuda_device); gpu) {
     device = std::move(*gpu);
   } else {
-    const uint64_t known = detail::physical_ram_bytes();
-    const uint64_t ram = known ? known : 8ull << 30;
     TP_LOG(kInfo, "runtime", "no CUDA device (" << gpu.error().message << "): weights go to the CPU device");
-    device = std::make_shared<CpuDevice>(ram / 2);
+    device = default_cpu_device();
   }
-  RegistryOptions options;
-  options.backend = std::make_shared<TensorWeightBackend>(device);
-  options.monitor = std::shared_ptr<DeviceMonitor>(device, &device->monitor());
+  RegistryOptions options = registry_options_on(std::move(device));
   options.clean_caches = empty_torch_cuda_cache;
   return options;
 }

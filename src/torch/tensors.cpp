@@ -1,6 +1,9 @@
 #include "torch/tensors.h"
 
 #include <ATen/Functions.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "twistedpic/log.h"
 
 namespace tp::torch_bridge {
 
@@ -31,12 +34,34 @@ Expected<std::unordered_map<std::string, at::Tensor>> tensor_views(const TensorW
     for (const WeightTensor& t : weights.tensors()) {
       auto options = at::TensorOptions().dtype(scalar_type(t.dtype)).device(device);
       void* data = static_cast<char*>(weights.device_data()) + t.offset;
-      out.emplace(t.name, at::from_blob(data, t.shape, [](void*) {}, options));  // the arena owns the bytes
+      // The device is known: no pointer query (cudaPointerGetAttributes may call
+      // an empty tensor at the arena's end, one past it, unregistered).
+      out.emplace(t.name, at::for_blob(data, t.shape)
+                              .options(options)
+                              .target_device(device)
+                              .deleter([](void*) {})  // the arena owns the bytes
+                              .make_tensor());
     }
   } catch (const std::exception& e) {
     return internal_error(std::string("tensor_views: ") + e.what());
   }
   return out;
+}
+
+void note_use(const TensorWeights& weights) noexcept {
+  if (!weights.on_device()) return;
+  if (weights.device().is_host_memory()) {  // CPU kernels have run by the time they return
+    weights.note_use(nullptr);
+    return;
+  }
+  try {
+    const at::Device device(weights.device().name());
+    weights.note_use(c10::cuda::getCurrentCUDAStream(device.index()).stream());
+  } catch (const std::exception& e) {
+    // Only for a device torch does not know; the legacy default stream is the next best fence.
+    TP_LOG(kWarn, "torch", "no current stream for " << weights.device().name() << ": " << e.what());
+    weights.note_use(nullptr);
+  }
 }
 
 }  // namespace tp::torch_bridge

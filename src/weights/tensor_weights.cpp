@@ -23,51 +23,82 @@ uint64_t align_up(uint64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 
 bool is_float(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
 
+// Where a piece to convert starts in the staging and scratch buffers: typed
+// loads on a GPU need their element size, and 16 covers every dtype (and
+// vector loads).
+constexpr uint64_t kStageAlign = 16;
+
 // A piece of one tensor inside a chunk.
 struct Piece {
   size_t tensor;
-  uint64_t chunk_offset;   // where it starts in the chunk's bytes
+  uint64_t chunk_offset;   // where it starts in the chunk's file bytes
+  uint64_t stage_offset;   // where it starts in the staging buffer (kStageAlign-aligned when it converts)
   uint64_t tensor_offset;  // where it starts in the tensor, file side
   uint64_t length;         // file-side bytes
 };
 
-// A contiguous range of one file, read with a single pread.
+// A contiguous range of one file, read into a staging buffer with one pread
+// per run of pieces that keep their relative places.
 struct Chunk {
   size_t file;
   uint64_t begin;
-  uint64_t length;
+  uint64_t length;        // file bytes
+  uint64_t stage_length;  // staging bytes: length plus the padding that aligns converting pieces
   std::vector<Piece> pieces;
 };
 
+// Plans chunks of at most `chunk_bytes` staging bytes.
 std::vector<Chunk> plan_chunks(const std::vector<WeightTensor>& tensors, uint64_t chunk_bytes) {
   std::vector<Chunk> chunks;
   for (size_t i = 0; i < tensors.size(); ++i) {
     const WeightTensor& t = tensors[i];
+    const bool converts = t.dtype != t.file_dtype;
     uint64_t file_bytes = t.bytes / dtype_size(t.dtype) * dtype_size(t.file_dtype);
     uint64_t done = 0;
     while (done < file_bytes || (file_bytes == 0 && done == 0)) {
       Chunk* c = chunks.empty() ? nullptr : &chunks.back();
-      bool fits = c && c->file == t.file && c->begin + c->length == t.file_offset + done && c->length < chunk_bytes;
-      if (!fits) {
-        chunks.push_back({t.file, t.file_offset + done, 0, {}});
+      bool contiguous = c && c->file == t.file && c->begin + c->length == t.file_offset + done;
+      uint64_t pad = contiguous && converts ? (kStageAlign - c->stage_length % kStageAlign) % kStageAlign : 0;
+      if (!contiguous || c->stage_length + pad >= chunk_bytes) {
+        chunks.push_back({t.file, t.file_offset + done, 0, 0, {}});
         c = &chunks.back();
+        pad = 0;  // a staging buffer starts aligned
       }
-      uint64_t take = std::min(file_bytes - done, chunk_bytes - c->length);
+      uint64_t take = std::min(file_bytes - done, chunk_bytes - c->stage_length - pad);
       if (take < file_bytes - done) {
         // A split tensor's pieces stay element-aligned: whole multiples of 8 bytes.
         take -= take % 8;
         if (take == 0) {
-          chunks.push_back({t.file, t.file_offset + done, 0, {}});
+          chunks.push_back({t.file, t.file_offset + done, 0, 0, {}});
           continue;
         }
       }
-      c->pieces.push_back({i, c->length, done, take});
+      c->pieces.push_back({i, c->length, c->stage_length + pad, done, take});
       c->length += take;
+      c->stage_length += pad + take;
       done += take;
       if (file_bytes == 0) break;
     }
   }
   return chunks;
+}
+
+// Reads a chunk into `buf`, each piece at its stage offset: one pread per run
+// of pieces with the same shift between file and staging.
+Status read_chunk(const detail::ReadOnlyFile& file, const Chunk& chunk, char* buf) {
+  for (size_t a = 0; a < chunk.pieces.size();) {
+    const Piece& first = chunk.pieces[a];
+    size_t b = a + 1;
+    uint64_t length = first.length;
+    while (b < chunk.pieces.size() &&
+           chunk.pieces[b].stage_offset - chunk.pieces[b].chunk_offset == first.stage_offset - first.chunk_offset) {
+      length += chunk.pieces[b].length;
+      ++b;
+    }
+    if (length) TP_TRY(file.read_at(chunk.begin + first.chunk_offset, length, buf + first.stage_offset));
+    a = b;
+  }
+  return ok_status();
 }
 
 }  // namespace
@@ -155,6 +186,7 @@ Expected<std::unique_ptr<TensorWeights>> TensorWeights::open(std::vector<WeightF
     w->arena_bytes_ = align_up(w->arena_bytes_ + t.bytes);
   }
   w->files_ = std::move(files);
+  w->dtype_ = dtype;
   w->device_ = std::move(device);
   w->pool_ = std::move(pool);
   w->options_ = options;
@@ -176,6 +208,17 @@ Expected<TensorWeights::Binding> TensorWeights::device_binding(const std::string
   return made;
 }
 
+std::optional<DType> TensorWeights::compute_dtype() const {
+  if (dtype_) return dtype_;
+  for (const WeightTensor& t : tensors_)  // sorted in file order
+    if (is_float(t.dtype) || t.dtype == DType::kF64) return t.dtype;
+  return std::nullopt;
+}
+
+void TensorWeights::note_use(void* stream) const {
+  if (arena_) device_->record_use(arena_, stream);
+}
+
 const WeightTensor* TensorWeights::find(std::string_view name) const {
   for (const auto& t : tensors_)
     if (t.name == name) return &t;
@@ -188,6 +231,7 @@ void TensorWeights::drop_device() {
     std::lock_guard lock(bindings_mu_);
     bindings_.clear();  // they point into the arena
   }
+  device_->wait_for_uses(arena_);  // kernels queued by lease holders may still read it
   device_->free(arena_, arena_bytes_);
   arena_ = nullptr;
 }
@@ -276,8 +320,10 @@ Status TensorWeights::load_from_disk(const TransferContext& ctx) {
     void* staging[2] = {nullptr, nullptr};
     void* scratch[2] = {nullptr, nullptr};
     const bool direct = host_memory && !converts;  // read straight into the arena
+    // Waits for this lane's copies before its buffers go back. Their failure
+    // fails the load: for a model of one chunk this is the only wait after its copies.
     auto cleanup = [&] {
-      device_->synchronize(lane);
+      if (Status st = device_->synchronize(lane); !st) fail(st.error());
       for (int b = 0; b < 2; ++b) {
         pool_->release(staging[b]);
         if (scratch[b]) device_->free(scratch[b], options_.chunk_bytes);
@@ -308,21 +354,21 @@ Status TensorWeights::load_from_disk(const TransferContext& ctx) {
         }
       } else {
         char* buf = static_cast<char*>(staging[k % 2]);
-        if (Status st = file.read_at(chunk.begin, chunk.length, buf); !st) return fail(st.error()), cleanup();
+        if (Status st = read_chunk(file, chunk, buf); !st) return fail(st.error()), cleanup();
         // The previous chunk's copies (from the other buffer) finish before this one's start.
         if (Status st = device_->synchronize(lane); !st) return fail(st.error()), cleanup();
         for (const Piece& p : chunk.pieces) {
           const WeightTensor& t = tensors_[p.tensor];
           const uint64_t src_elem = dtype_size(t.file_dtype), dst_elem = dtype_size(t.dtype);
           char* dst = static_cast<char*>(arena_) + t.offset + p.tensor_offset / src_elem * dst_elem;  // element-aligned
-          const char* src = buf + p.chunk_offset;
+          const char* src = buf + p.stage_offset;
           Status st = ok_status();
           if (t.dtype == t.file_dtype) {
             st = device_->copy_to_device(dst, src, p.length, lane);
           } else if (host_memory) {
             st = convert_on_host(src, t.file_dtype, dst, t.dtype, p.length / src_elem);
           } else {
-            char* tmp = static_cast<char*>(scratch[k % 2]) + p.chunk_offset;
+            char* tmp = static_cast<char*>(scratch[k % 2]) + p.stage_offset;  // aligned for the kernel
             st = device_->copy_to_device(tmp, src, p.length, lane);
             if (st) st = device_->convert(tmp, t.file_dtype, dst, t.dtype, p.length / src_elem, lane);
           }

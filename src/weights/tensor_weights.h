@@ -5,7 +5,8 @@
 //
 //   disk -> pinned staging -> device: chunked reads by several threads into
 //     pooled pinned buffers, each thread double-buffering its copies on its
-//     own lane (CUDA stream), converting dtypes on the device when asked;
+//     own lane (CUDA stream), converting dtypes on the device when asked (a
+//     piece to convert is staged 16-byte aligned, as typed GPU loads need);
 //   device -> host: one pinned host arena, the host tier;
 //   host -> device: a straight copy of that arena, split across lanes.
 //
@@ -98,10 +99,18 @@ class TP_EXPORT TensorWeights final : public ModelWeights {
   bool on_device() const override { return arena_ != nullptr; }
   Status load_to_device(const TransferContext& ctx) override;
   Status offload_to_host(const TransferContext& ctx) override;
+  // Waits for the uses noted with note_use, then frees the arena.
   void drop_device() override;
   void drop_host() override;
 
   const std::vector<WeightTensor>& tensors() const { return tensors_; }
+  // The dtype the floating tensors were converted to (ModelConfig::dtype);
+  // nullopt when they keep their files' dtypes.
+  std::optional<DType> converted_dtype() const { return dtype_; }
+  // The floating-point dtype the weights compute in: converted_dtype() when
+  // set, else that of the first floating tensor (F32, F16, BF16, F64) in file
+  // order; nullopt when no tensor is floating. Integer tensors never decide it.
+  std::optional<DType> compute_dtype() const;
   const WeightTensor* find(std::string_view name) const;
   const std::vector<WeightFile>& files() const { return files_; }
   Device& device() const { return *device_; }
@@ -118,6 +127,15 @@ class TP_EXPORT TensorWeights final : public ModelWeights {
   using Binding = std::shared_ptr<const void>;
   Expected<Binding> device_binding(const std::string& key, const std::function<Expected<Binding>()>& make) const;
 
+  // A lease holder's user is done with the device copy: the work queued so
+  // far on `stream` (opaque here: torch's current cudaStream_t, from the
+  // torch layer) is the last that reads it. The arena is freed only after
+  // that work (Device::record_use; drop_device waits for every use). Call it
+  // after queueing the last kernel that reads the weights and before the
+  // lease ends. A no-op when the weights are not on the device. Safe from
+  // several lease holders at once; never fails.
+  void note_use(void* stream) const;
+
  private:
   TensorWeights() = default;
   Status load_from_disk(const TransferContext& ctx);
@@ -129,6 +147,7 @@ class TP_EXPORT TensorWeights final : public ModelWeights {
   std::shared_ptr<Device> device_;
   std::shared_ptr<PinnedPool> pool_;
   TransferOptions options_;
+  std::optional<DType> dtype_;         // the conversion target, if any
   uint64_t arena_bytes_ = 0;
   void* arena_ = nullptr;
   mutable std::mutex bindings_mu_;

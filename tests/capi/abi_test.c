@@ -69,6 +69,34 @@ TP_ABI(offsetof(tp_event, ms) == 40);
 TP_ABI(offsetof(tp_event, bytes_returned) == 48);
 TP_ABI(offsetof(tp_event, error) == 56);
 TP_ABI(sizeof(tp_event) == 64);
+/* tp_progress, end of v0.2 */
+TP_ABI(offsetof(tp_progress, stage) == 4);
+TP_ABI(offsetof(tp_progress, step) == 8);
+TP_ABI(offsetof(tp_progress, steps) == 12);
+TP_ABI(offsetof(tp_progress, elapsed_s) == 16);
+TP_ABI(offsetof(tp_progress, model) == 24);
+TP_ABI(sizeof(tp_progress) == 32);
+/* tp_image, end of v0.2 */
+TP_ABI(offsetof(tp_image, width) == 4);
+TP_ABI(offsetof(tp_image, height) == 8);
+TP_ABI(offsetof(tp_image, stride) == 12);
+TP_ABI(offsetof(tp_image, pixels) == 16);
+TP_ABI(sizeof(tp_image) == 24);
+/* tp_result_info, end of v0.2 */
+TP_ABI(offsetof(tp_result_info, image_count) == 4);
+TP_ABI(offsetof(tp_result_info, steps) == 16);
+TP_ABI(offsetof(tp_result_info, guidance_scale) == 24);
+TP_ABI(offsetof(tp_result_info, seed) == 32);
+TP_ABI(offsetof(tp_result_info, total_s) == 72);
+TP_ABI(offsetof(tp_result_info, warning_count) == 80);
+TP_ABI(sizeof(tp_result_info) == 88);
+/* tp_plan_info, end of v0.2 */
+TP_ABI(offsetof(tp_plan_info, fits) == 4);
+TP_ABI(offsetof(tp_plan_info, from) == 12);
+TP_ABI(offsetof(tp_plan_info, bytes_to_move) == 16);
+TP_ABI(offsetof(tp_plan_info, eviction_count) == 48);
+TP_ABI(offsetof(tp_plan_info, explanation) == 56);
+TP_ABI(sizeof(tp_plan_info) == 64);
 
 int tp_abi_checked(void);
 int tp_abi_checked(void) { return 1; }

@@ -299,9 +299,22 @@ TEST(RegistryCapiBadInputTest, WrongHandlesAndParameters) {
   tp_memory_policy_vtable small{4, nullptr, nullptr, nullptr};
   EXPECT_EQ(tp_registry_options_add_policy(opts, &small, nullptr, err.out()), TP_INVALID_ARGUMENT);
   EXPECT_NE(err.message().find("struct_size 4 is below"), std::string::npos);
-  // Without a simulated device the registry loads real weights: these models have none on disk.
+  // Without a simulated device the registry runs real weights, and pipeline
+  // models are expanded when it is created: these have no folder on disk.
   tp_registry* r = nullptr;
-  ASSERT_EQ(tp_registry_create_from_string(&r, kConfig, opts, err.out()), TP_OK) << err.message();
+  EXPECT_EQ(tp_registry_create_from_string(&r, kConfig, opts, err.out()), TP_NOT_FOUND);
+  EXPECT_NE(err.message().find("model 'a': model 'org/a' is not in the Hugging Face cache"), std::string::npos)
+      << err.message();
+  EXPECT_EQ(tp_registry_create_from_string(&r, R"({"models": {"b": {"path": "/models/b", "pipeline_type": "sd3"}}})",
+                                           opts, err.out()),
+            TP_NOT_FOUND);
+  EXPECT_NE(err.message().find("model 'b': model folder '/models/b' does not exist"), std::string::npos) << err.message();
+  EXPECT_EQ(r, nullptr);
+  // A plain model (no pipeline) fails only when it is acquired.
+  ASSERT_EQ(tp_registry_create_from_string(&r, R"({"models": {"b": {"path": "/models/b", "pipeline_type": "plain"}}})",
+                                           opts, err.out()),
+            TP_OK)
+      << err.message();
   tp_model* real = nullptr;
   EXPECT_EQ(tp_model_acquire(&real, r, "b", err.out()), TP_NOT_FOUND);
   EXPECT_NE(err.message().find("model 'b': model folder '/models/b' does not exist"), std::string::npos) << err.message();

@@ -4,12 +4,16 @@
 #include <chrono>
 #include <cstring>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <cuda_runtime_api.h>
 
 #include "cuda/cuda_runtime.h"
+#include "device/device.h"
+#include "support/weights_test_util.h"
 #include "twistedpic/device_monitor.h"
+#include "weights/tensor_weights.h"
 
 namespace tp {
 namespace {
@@ -80,6 +84,68 @@ TEST(CudaConvertTest, Fp32ToBf16MatchesHostRounding) {
   EXPECT_EQ(mismatches, 0u);
   cudaFree(src);
   cudaFree(dst);
+}
+
+// A misaligned typed access kills the context (cudaErrorMisalignedAddress):
+// convert refuses before launching, so this needs no GPU.
+TEST(CudaConvertTest, RefusesMisalignedPointersBeforeLaunching) {
+  auto* aligned = reinterpret_cast<void*>(uintptr_t{0x10000});
+  auto* odd = reinterpret_cast<void*>(uintptr_t{0x10001});
+  auto* even = reinterpret_cast<void*>(uintptr_t{0x10002});
+  for (auto [src, from, dst, to] : {std::tuple{odd, DType::kF32, aligned, DType::kBF16},
+                                    std::tuple{even, DType::kF32, aligned, DType::kF16},
+                                    std::tuple{aligned, DType::kF16, even, DType::kF32},
+                                    std::tuple{odd, DType::kBF16, aligned, DType::kF32}}) {
+    Status st = cuda::convert(src, from, dst, to, 16, nullptr);
+    ASSERT_FALSE(st);
+    EXPECT_EQ(st.error().code, ErrorCode::kInvalidArgument) << st.error().message;
+  }
+}
+
+// The engine on a GPU: a tensor at an odd file offset converted to BF16
+// (kMixed's "g.scalar" case), the use fences, and the arena's end.
+TEST(CudaDeviceTest, LoadsAnOddlyPlacedTensorConvertedAndFreesAfterUses) {
+  TP_REQUIRE_GPU();
+  testing_util::ScratchDir dir;
+  // u: U8 [7] at [0, 7); f: F32 [1000] at [7, 4007); e: F16 [0] at the end.
+  std::string header = R"({"u":{"dtype":"U8","shape":[7],"data_offsets":[0,7]},)"
+                       R"("f":{"dtype":"F32","shape":[1000],"data_offsets":[7,4007]},)"
+                       R"("e":{"dtype":"F16","shape":[0],"data_offsets":[4007,4007]}})";
+  while (header.size() % 8) header += ' ';
+  std::string data(7, '\x01');
+  std::vector<float> f(1000);
+  for (size_t i = 0; i < f.size(); ++i) f[i] = static_cast<float>(i) * 0.37f - 100.0f;
+  data.append(reinterpret_cast<const char*>(f.data()), f.size() * 4);
+  testing_util::write_file(dir / "m.safetensors", testing_util::le64(header.size()) + header + data);
+  auto device = make_cuda_device(0, 2).value();
+  auto pool = std::make_shared<PinnedPool>(device, 16ull << 20, 4);
+  auto weights = TensorWeights::open({{dir / "m.safetensors", ""}}, DType::kBF16, device, pool).value();
+  auto st = weights->load_to_device({});
+  ASSERT_TRUE(st) << st.error().message;
+  const WeightTensor* t = weights->find("f");
+  std::vector<uint16_t> out(1000);
+  ASSERT_EQ(cudaMemcpy(out.data(), static_cast<char*>(weights->device_data()) + t->offset, 2000, cudaMemcpyDeviceToHost),
+            cudaSuccess);
+  size_t mismatches = 0;
+  for (size_t i = 0; i < f.size(); ++i) mismatches += out[i] != bf16_round(f[i]);
+  EXPECT_EQ(mismatches, 0u);
+  EXPECT_EQ(weights->find("e")->offset, weights->device_bytes());
+
+  // Work on a user stream that reads the arena; the free waits for it.
+  cudaStream_t user = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&user, cudaStreamNonBlocking), cudaSuccess);
+  void* sink = nullptr;
+  ASSERT_EQ(cudaMalloc(&sink, 64ull << 20), cudaSuccess);
+  for (int i = 0; i < 64; ++i)  // slow enough to be pending at the free
+    ASSERT_EQ(cudaMemsetAsync(sink, i, 64ull << 20, user), cudaSuccess);
+  ASSERT_EQ(cudaMemcpyAsync(sink, weights->device_data(), weights->device_bytes(), cudaMemcpyDeviceToDevice, user),
+            cudaSuccess);
+  weights->note_use(user);
+  weights->drop_device();
+  EXPECT_EQ(cudaStreamQuery(user), cudaSuccess) << "the arena was freed before the work that read it";
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+  cudaFree(sink);
+  cudaStreamDestroy(user);
 }
 
 }  // namespace

@@ -58,9 +58,15 @@ def test_invalid_parameters(reg, make_registry):
 
 
 def test_real_weights_that_are_not_on_disk_are_not_found():
-    with twistedpic.Registry.from_string(CONFIG) as registry:  # real weights: the CUDA or the CPU device
+    # Real weights (the CUDA or the CPU device): pipeline models are expanded when the registry is created.
+    with pytest.raises(twistedpic.NotFoundError, match="model 'a': model 'org/a' is not in the Hugging Face cache"):
+        twistedpic.Registry.from_string(CONFIG)
+    with pytest.raises(twistedpic.NotFoundError, match="model 'b': model folder '/models/b' does not exist"):
+        twistedpic.Registry.from_string('{"models": {"b": {"path": "/models/b", "pipeline_type": "sd3"}}}')
+    # A plain model (no pipeline) fails only when it is acquired.
+    with twistedpic.Registry.from_string('{"models": {"b": {"path": "/models/b", "pipeline_type": "plain"}}}') as r:
         with pytest.raises(twistedpic.NotFoundError, match="model 'b': model folder '/models/b' does not exist"):
-            registry.acquire("b")
+            r.acquire("b")
 
 
 @pytest.mark.parametrize("name", ["CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "NOT_FOUND", "ALREADY_EXISTS",

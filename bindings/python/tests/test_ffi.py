@@ -32,7 +32,8 @@ def test_every_constant_has_the_header_value():
 
 
 @pytest.mark.parametrize("struct", [_ffi.tp_policy_model, _ffi.tp_memory_policy_vtable, _ffi.tp_model_info,
-                                    _ffi.tp_stats, _ffi.tp_event])
+                                    _ffi.tp_stats, _ffi.tp_event, _ffi.tp_progress, _ffi.tp_image,
+                                    _ffi.tp_result_info, _ffi.tp_plan_info])
 def test_struct_fields_match_the_header(struct):
     body = re.search(r"typedef struct %s \{(.*?)\} %s;" % (struct.__name__, struct.__name__), HEADER, re.S)
     declarations = [d.strip() for d in body.group(1).split(";") if d.strip()]

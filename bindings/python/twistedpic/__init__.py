@@ -1,10 +1,11 @@
-"""twistedpic: keeps diffusion models on the GPU while they are used, and off it when memory is needed.
+"""twistedpic: text-to-image generation that keeps diffusion models on the GPU while they are used, and off it
+when memory is needed.
 
     import twistedpic
 
-    with twistedpic.Registry.from_file("models.json", simulated_device_bytes=10 << 30) as reg:
-        with reg.acquire("sd35_medium") as lease:
-            print(lease.name, lease.device_bytes)
+    with twistedpic.Registry.from_file("models.json") as reg, reg.pipeline("sd35_medium") as pipeline:
+        for image in pipeline.generate("a red circle on a white background", seed=5, steps=28):
+            image.save(f"circle_{image.index}.png")
         for row in reg.models():
             print(row.name, row.state, row.tier)
 
@@ -17,7 +18,9 @@ from ._errors import (AbortedError, AlreadyExistsError, CancelledError, DataLoss
                       UnavailableError, UnimplementedError, UnknownError)
 from ._ffi import tp_version_string as _tp_version_string
 from ._log import TRACE, reset_log_handler, set_log_handler
-from .registry import (Event, Lease, MemoryPolicy, ModelInfo, PolicyModel, Reason, Registry, State, Stats, Tier)
+from .pipeline import CancelToken, Image, Pipeline, Progress, ResultInfo, Stage
+from .registry import (Event, Lease, MemoryPolicy, ModelInfo, Plan, PolicyModel, Reason, Registry, State, Stats,
+                       Tier)
 
 __version__ = "0.1.0"
 
@@ -28,9 +31,10 @@ def library_version() -> str:
 
 
 __all__ = [
-    "AbortedError", "AlreadyExistsError", "CancelledError", "DataLossError", "Event", "FailedPreconditionError",
-    "InternalError", "InvalidArgumentError", "Lease", "MemoryPolicy", "ModelInfo", "NotFoundError", "PolicyModel",
-    "Reason", "Registry", "ResourceExhaustedError", "State", "Stats", "Tier", "TRACE", "TwistedpicError",
+    "AbortedError", "AlreadyExistsError", "CancelToken", "CancelledError", "DataLossError", "Event",
+    "FailedPreconditionError", "Image", "InternalError", "InvalidArgumentError", "Lease", "MemoryPolicy",
+    "ModelInfo", "NotFoundError", "Pipeline", "Plan", "PolicyModel", "Progress", "Reason", "Registry",
+    "ResourceExhaustedError", "ResultInfo", "Stage", "State", "Stats", "Tier", "TRACE", "TwistedpicError",
     "UnavailableError", "UnimplementedError", "UnknownError", "library_version", "reset_log_handler",
     "set_log_handler",
 ]

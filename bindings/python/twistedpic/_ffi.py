@@ -11,7 +11,7 @@ import ctypes
 import ctypes.util
 import os
 from ctypes import CFUNCTYPE, POINTER, Structure, c_char_p, c_double, c_int32, c_int64, c_size_t, c_uint32
-from ctypes import c_uint64, c_void_p
+from ctypes import c_uint8, c_uint64, c_void_p
 
 # The C ABI version these declarations mirror (TP_VERSION_NUMBER = MAJOR * 10000 + MINOR * 100 + PATCH).
 EXPECTED_VERSION = (0, 1, 0)
@@ -76,6 +76,11 @@ TP_REASON_EXPLICIT = 5
 TP_REASON_UNLOAD_AFTER = 6
 TP_REASON_SLOTS = 7
 
+TP_STAGE_ENCODE = 0
+TP_STAGE_DENOISE = 1
+TP_STAGE_DECODE = 2
+TP_STAGE_WAITING = 3
+
 
 # ---- opaque handles: distinct types, so a handle of the wrong kind is a ctypes.ArgumentError -------------------
 
@@ -96,6 +101,22 @@ class tp_model_list(Structure):
 
 
 class tp_model(Structure):
+    pass
+
+
+class tp_pipeline(Structure):
+    pass
+
+
+class tp_request(Structure):
+    pass
+
+
+class tp_result(Structure):
+    pass
+
+
+class tp_plan(Structure):
     pass
 
 
@@ -195,9 +216,67 @@ class tp_event(Structure):
 
 tp_event_fn = CFUNCTYPE(None, POINTER(tp_event), c_void_p)
 
+
+class tp_progress(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("stage", c_int32),
+        ("step", c_int32),
+        ("steps", c_int32),
+        ("elapsed_s", c_double),
+        ("model", c_char_p),
+    ]
+
+
+tp_progress_fn = CFUNCTYPE(c_int32, POINTER(tp_progress), c_void_p)
+
+
+class tp_image(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("width", c_int32),
+        ("height", c_int32),
+        ("stride", c_int32),
+        ("pixels", POINTER(c_uint8)),
+    ]
+
+
+class tp_result_info(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("image_count", c_uint32),
+        ("width", c_int32),
+        ("height", c_int32),
+        ("steps", c_int32),
+        ("guidance_scale", c_double),
+        ("seed", c_uint64),
+        ("encode_s", c_double),
+        ("denoise_s", c_double),
+        ("decode_s", c_double),
+        ("acquire_s", c_double),
+        ("total_s", c_double),
+        ("warning_count", c_uint32),
+    ]
+
+
+class tp_plan_info(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("fits", c_int32),
+        ("resident", c_int32),
+        ("from", c_int32),
+        ("bytes_to_move", c_uint64),
+        ("needed_bytes", c_uint64),
+        ("free_bytes", c_uint64),
+        ("bytes_evicted", c_uint64),
+        ("eviction_count", c_uint32),
+        ("explanation", c_char_p),
+    ]
+
+
 # sizeof() of each struct in the C header on LP64 (x86-64, aarch64); tests/capi static_asserts the same values.
 _C_SIZES_LP64 = {tp_policy_model: 56, tp_memory_policy_vtable: 32, tp_model_info: 120, tp_stats: 200,
-                 tp_event: 64}
+                 tp_event: 64, tp_progress: 32, tp_image: 24, tp_result_info: 88, tp_plan_info: 64}
 if ctypes.sizeof(c_void_p) == 8:
     for _struct, _size in _C_SIZES_LP64.items():
         if ctypes.sizeof(_struct) != _size:
@@ -241,6 +320,8 @@ tp_registry_options_set_background_thread = _declare("tp_registry_options_set_ba
                                                      c_int32, _err)
 tp_registry_options_add_policy = _declare("tp_registry_options_add_policy", tp_code, _opts,
                                           POINTER(tp_memory_policy_vtable), c_void_p, _err)
+tp_registry_options_set_text_encoder_offload = _declare("tp_registry_options_set_text_encoder_offload", tp_code,
+                                                        _opts, c_int32, _err)
 
 tp_registry_create_from_file = _declare("tp_registry_create_from_file", tp_code, POINTER(_reg), c_char_p, _opts,
                                         _err)
@@ -266,6 +347,48 @@ tp_model_acquire = _declare("tp_model_acquire", tp_code, POINTER(POINTER(tp_mode
 tp_model_release = _declare("tp_model_release", None, POINTER(tp_model))
 tp_model_name = _declare("tp_model_name", c_char_p, POINTER(tp_model))
 tp_model_device_bytes = _declare("tp_model_device_bytes", c_uint64, POINTER(tp_model))
+
+# generation
+_pipe = POINTER(tp_pipeline)
+_req = POINTER(tp_request)
+_res = POINTER(tp_result)
+_int = POINTER(c_int32)
+
+tp_pipeline_create = _declare("tp_pipeline_create", tp_code, POINTER(_pipe), _reg, c_char_p, _err)
+tp_pipeline_destroy = _declare("tp_pipeline_destroy", None, _pipe)
+tp_pipeline_name = _declare("tp_pipeline_name", c_char_p, _pipe)
+tp_pipeline_type = _declare("tp_pipeline_type", c_char_p, _pipe)
+tp_pipeline_sizes = _declare("tp_pipeline_sizes", tp_code, _int, _int, _int, _pipe, _err)
+
+tp_request_create = _declare("tp_request_create", tp_code, POINTER(_req), _err)
+tp_request_destroy = _declare("tp_request_destroy", None, _req)
+tp_request_add_prompt = _declare("tp_request_add_prompt", tp_code, _req, c_char_p, _err)
+tp_request_add_negative_prompt = _declare("tp_request_add_negative_prompt", tp_code, _req, c_char_p, _err)
+tp_request_clear_prompts = _declare("tp_request_clear_prompts", tp_code, _req, _err)
+tp_request_set_images_per_prompt = _declare("tp_request_set_images_per_prompt", tp_code, _req, c_int32, _err)
+tp_request_set_size = _declare("tp_request_set_size", tp_code, _req, c_int32, c_int32, _err)
+tp_request_set_steps = _declare("tp_request_set_steps", tp_code, _req, c_int32, _err)
+tp_request_set_guidance = _declare("tp_request_set_guidance", tp_code, _req, c_double, _err)
+tp_request_set_seed = _declare("tp_request_set_seed", tp_code, _req, c_uint64, _err)
+tp_request_set_max_sequence_length = _declare("tp_request_set_max_sequence_length", tp_code, _req, c_int32, _err)
+tp_request_set_option = _declare("tp_request_set_option", tp_code, _req, c_char_p, c_char_p, _err)
+tp_request_set_progress = _declare("tp_request_set_progress", tp_code, _req, tp_progress_fn, c_void_p, _err)
+tp_request_cancel = _declare("tp_request_cancel", None, _req)
+
+tp_pipeline_generate = _declare("tp_pipeline_generate", tp_code, POINTER(_res), _pipe, _req, _err)
+tp_result_get_info = _declare("tp_result_get_info", tp_code, POINTER(tp_result_info), _res, _err)
+tp_result_get_image = _declare("tp_result_get_image", tp_code, POINTER(tp_image), _res, c_uint32, _err)
+tp_result_warning = _declare("tp_result_warning", c_char_p, _res, c_uint32)
+tp_result_free = _declare("tp_result_free", None, _res)
+tp_image_write_png = _declare("tp_image_write_png", tp_code, POINTER(tp_image), c_char_p, _err)
+tp_image_encode_png = _declare("tp_image_encode_png", tp_code, POINTER(c_size_t), POINTER(c_uint8), c_size_t,
+                               POINTER(tp_image), _err)
+
+tp_registry_plan = _declare("tp_registry_plan", tp_code, POINTER(POINTER(tp_plan)), _reg, c_char_p, _err)
+tp_plan_get_info = _declare("tp_plan_get_info", tp_code, POINTER(tp_plan_info), POINTER(tp_plan), _err)
+tp_plan_eviction = _declare("tp_plan_eviction", c_char_p, POINTER(tp_plan), c_uint32)
+tp_plan_free = _declare("tp_plan_free", None, POINTER(tp_plan))
+tp_registry_info = _declare("tp_registry_info", tp_code, POINTER(POINTER(tp_model_list)), _reg, c_char_p, _err)
 
 
 def _compatible(found, expected=EXPECTED_VERSION_NUMBER):

@@ -19,13 +19,15 @@ import atexit
 import dataclasses
 import enum
 import os
+import threading
 import weakref
 from ctypes import POINTER, byref, c_int32, c_int64, c_uint32, sizeof
 from typing import Callable, Dict, List, Optional, Sequence
 
 from . import _ffi
 from ._callbacks import finalize, guarded, objects, register
-from ._errors import call
+from ._errors import InvalidArgumentError, call
+from .pipeline import Pipeline, _close_open_pipelines
 
 
 # ---- vocabulary -------------------------------------------------------------------------------------------------
@@ -177,6 +179,22 @@ class PolicyModel:
     idle_seconds: Optional[float]
 
 
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What acquiring a model would do now (tp_plan_info): a dry run of its admission. ``evictions`` names the
+    models it would move off the device; ``explanation`` says it in one line for people."""
+
+    fits: bool
+    resident: bool
+    from_tier: Tier
+    bytes_to_move: int
+    needed_bytes: int
+    free_bytes: int
+    bytes_evicted: int
+    evictions: List[str]
+    explanation: str
+
+
 class MemoryPolicy:
     """Base class (optional: any object with ``select_victims`` will do) for a memory policy written in Python.
 
@@ -192,6 +210,13 @@ class MemoryPolicy:
 
     def on_access(self, name: str) -> None:
         """Called after every successful acquire of ``name``."""
+
+
+def _model_info(snapshot, index):
+    r = _ffi.tp_model_info(struct_size=sizeof(_ffi.tp_model_info))
+    call(_ffi.tp_model_list_get, byref(r), snapshot, index)
+    return _from_c(ModelInfo, r, state=_enum(State, r.state), tier=_enum(Tier, r.tier), pinned=bool(r.pinned),
+                   last_use_age_s=_seconds(r.last_use_age_s), expires_in_s=_seconds(r.expires_in_s))
 
 
 # ---- callbacks from C ------------------------------------------------------------------------------------------
@@ -305,6 +330,9 @@ class Registry:
         """Private: use from_string() or from_file()."""
         self._handle = handle
         self._subscriptions: Dict[int, int] = {}  # subscription id -> user_data key
+        self._lock = threading.Lock()  # guards the three below
+        self._pipelines = 0  # open Pipelines: they need the C registry
+        self._deferred = None  # the handle of a closed registry, destroyed when its last pipeline closes
         _open_registries.add(self)
 
     @classmethod
@@ -314,7 +342,8 @@ class Registry:
 
     @classmethod
     def from_file(cls, path, *, simulated_device_bytes: Optional[int] = None, preset: Optional[str] = None,
-                  background_thread: bool = True, policy: Optional[MemoryPolicy] = None) -> "Registry":
+                  background_thread: bool = True, policy: Optional[MemoryPolicy] = None,
+                  text_encoder_offload: Optional[Tier] = None) -> "Registry":
         """A registry from a JSON config file.
 
         simulated_device_bytes: use a simulated device of this size, and simulated weights (every model needs
@@ -323,15 +352,19 @@ class Registry:
         preset: replaces the config's policy with "max_gpu_availability", "balanced" or "max_speed".
         background_thread: run idle timeouts and pressure checks on a library thread; if False, only in tick().
         policy: a ``MemoryPolicy`` consulted before the built-in ones.
+        text_encoder_offload: where the text encoders of pipeline models go when their lease ends, overriding
+            their policy: Tier.HOST frees the device for the denoiser after encoding and brings them back from
+            pinned memory (diffusers' model offload), Tier.DISK drops them; None leaves it to the policy.
         Raises NotFoundError for a missing file and InvalidArgumentError for a bad config (the message names the
         file, the field and the problem).
         """
         return cls._create(_ffi.tp_registry_create_from_file, path, simulated_device_bytes=simulated_device_bytes,
-                           preset=preset, background_thread=background_thread, policy=policy)
+                           preset=preset, background_thread=background_thread, policy=policy,
+                           text_encoder_offload=text_encoder_offload)
 
     @classmethod
     def _create(cls, create, config, *, simulated_device_bytes=None, preset=None, background_thread=True,
-                policy=None):
+                policy=None, text_encoder_offload=None):
         opts = POINTER(_ffi.tp_registry_options)()
         call(_ffi.tp_registry_options_create, byref(opts))
         try:
@@ -340,6 +373,8 @@ class Registry:
             if preset is not None:
                 call(_ffi.tp_registry_options_set_preset, opts, _text(preset))
             call(_ffi.tp_registry_options_set_background_thread, opts, 1 if background_thread else 0)
+            if text_encoder_offload is not None:
+                call(_ffi.tp_registry_options_set_text_encoder_offload, opts, int(text_encoder_offload))
             if policy is not None:
                 key = register(policy)  # from here on the library's destroy callback unregisters it
                 try:
@@ -356,7 +391,7 @@ class Registry:
     @property
     def _h(self):
         if not self._handle:
-            raise ValueError("the registry is closed")
+            raise InvalidArgumentError(_ffi.TP_INVALID_ARGUMENT, "the registry is closed")
         return self._handle
 
     @property
@@ -365,13 +400,39 @@ class Registry:
 
     def close(self) -> None:
         """Closes the registry (idempotent). Live leases stay valid; their models are freed when the last one is
-        released. Must not run concurrently with other calls on this registry."""
-        handle, self._handle = self._handle, None
-        if handle:
-            _ffi.tp_registry_destroy(handle)
-            for key in self._subscriptions.values():
-                objects.pop(key, None)
-            self._subscriptions.clear()
+        released. Open pipelines stay usable: the registry is destroyed when the last one closes (subscribers
+        keep getting events until then). Must not run concurrently with other calls on this registry."""
+        with self._lock:
+            handle, self._handle = self._handle, None
+            if not handle:
+                return
+            if self._pipelines:
+                self._deferred = handle
+                return
+        self._destroy(handle)
+
+    def _destroy(self, handle):
+        _ffi.tp_registry_destroy(handle)
+        for key in self._subscriptions.values():
+            objects.pop(key, None)
+        self._subscriptions.clear()
+
+    def _open_pipeline(self):
+        """Counts a new pipeline; returns the C registry for tp_pipeline_create."""
+        with self._lock:
+            handle = self._h
+            self._pipelines += 1
+            return handle
+
+    def _close_pipeline(self):
+        """Uncounts a pipeline; the last one destroys a registry closed before it."""
+        with self._lock:
+            self._pipelines -= 1
+            handle = self._deferred if not self._pipelines else None
+            if handle is not None:
+                self._deferred = None
+        if handle is not None:
+            self._destroy(handle)
 
     def __enter__(self):
         return self
@@ -396,18 +457,42 @@ class Registry:
         snapshot = POINTER(_ffi.tp_model_list)()
         call(_ffi.tp_registry_list, byref(snapshot), self._h)
         try:
-            rows = []
-            for i in range(_ffi.tp_model_list_count(snapshot)):
-                r = _ffi.tp_model_info(struct_size=sizeof(_ffi.tp_model_info))
-                call(_ffi.tp_model_list_get, byref(r), snapshot, i)
-                rows.append(_from_c(ModelInfo, r, state=_enum(State, r.state), tier=_enum(Tier, r.tier),
-                                    pinned=bool(r.pinned), last_use_age_s=_seconds(r.last_use_age_s),
-                                    expires_in_s=_seconds(r.expires_in_s)))
-            return rows
+            return [_model_info(snapshot, i) for i in range(_ffi.tp_model_list_count(snapshot))]
         finally:
             _ffi.tp_model_list_free(snapshot)
 
     list = models
+
+    def info(self, name: str) -> ModelInfo:
+        """The row of one model (a configured one, or a network of a pipeline model, e.g. "sd35/vae").
+        Raises NotFoundError for an unknown model."""
+        snapshot = POINTER(_ffi.tp_model_list)()
+        call(_ffi.tp_registry_info, byref(snapshot), self._h, _text(name))
+        try:
+            return _model_info(snapshot, 0)
+        finally:
+            _ffi.tp_model_list_free(snapshot)
+
+    def plan(self, name: str) -> Plan:
+        """What acquiring ``name`` would do now (a dry run: nothing moves). Raises NotFoundError for an
+        unknown model."""
+        plan = POINTER(_ffi.tp_plan)()
+        call(_ffi.tp_registry_plan, byref(plan), self._h, _text(name))
+        try:
+            p = _ffi.tp_plan_info(struct_size=sizeof(_ffi.tp_plan_info))
+            call(_ffi.tp_plan_get_info, byref(p), plan)
+            evictions = [_ffi.tp_plan_eviction(plan, i).decode("utf-8", "replace") for i in range(p.eviction_count)]
+            return _from_c(Plan, p, fits=bool(p.fits), resident=bool(p.resident),
+                           from_tier=_enum(Tier, getattr(p, "from")), evictions=evictions)
+        finally:
+            _ffi.tp_plan_free(plan)
+
+    def pipeline(self, name: str) -> Pipeline:
+        """The text-to-image pipeline of ``name``, a configured model with a pipeline_type (see
+        ``twistedpic.Pipeline``). Loads no weights. Raises NotFoundError for an unknown model,
+        InvalidArgumentError for a model that is not a pipeline, UnimplementedError for an unsupported
+        pipeline type."""
+        return Pipeline(self, name)
 
     def acquire(self, name: str) -> Lease:
         """Leases ``name``, loading or reloading it first when needed (concurrent acquires share one load).
@@ -463,6 +548,8 @@ class Registry:
 
 @atexit.register
 def _close_open_registries():
-    # Stops the registries' threads before the interpreter can no longer run their callbacks.
+    # Stops the registries' threads before the interpreter can no longer run their callbacks. Pipelines first:
+    # a registry with an open pipeline is destroyed only when that pipeline closes.
+    _close_open_pipelines()
     for registry in list(_open_registries):
         registry.close()

@@ -265,6 +265,18 @@ TP_API tp_code tp_registry_options_set_background_thread(tp_registry_options* op
 TP_API tp_code tp_registry_options_add_policy(tp_registry_options* opts, const tp_memory_policy_vtable* vtable,
                                               void* user_data, tp_error** out_err);
 
+/**
+ * Where the text encoders of pipeline models go when their lease ends,
+ * overriding their policy: TP_TIER_HOST frees the device for the denoiser after
+ * encoding and brings them back from pinned memory (diffusers' model offload);
+ * TP_TIER_DISK drops them; -1 (the default) leaves it to the policy.
+ * @return TP_INVALID_ARGUMENT for another value.
+ * @threadsafety external: not concurrently with other uses of opts.
+ * @since 0.2
+ */
+TP_API tp_code tp_registry_options_set_text_encoder_offload(tp_registry_options* opts, int32_t tier,
+                                                            tp_error** out_err);
+
 /* ------------------------------------------------------------------------ */
 /* Registry. */
 
@@ -278,7 +290,12 @@ TP_API tp_code tp_registry_options_add_policy(tp_registry_options* opts, const t
 typedef struct tp_registry tp_registry;
 
 /**
- * Creates a registry from a JSON config file.
+ * Creates a registry from a JSON config file. Models of a pipeline type
+ * (pipeline_type "sd3") become one registry model per network, named
+ * "<model>/<component>" ("sd3/transformer"), exactly as the C++ API's
+ * expand_pipeline_components() names them; their folders are read here.
+ * On a simulated device (tp_registry_options_use_simulated_device) models stay
+ * as configured: simulated weights run no pipeline.
  * @param[out] out receives the registry, owned by the caller (tp_registry_destroy).
  * @param[in] config_path UTF-8 path.
  * @param[in] opts nullable; read during the call only. Policies added to it
@@ -458,6 +475,225 @@ TP_API void tp_model_release(tp_model* lease);
 TP_API const char* tp_model_name(const tp_model* lease);
 /** Device bytes the leased model holds; 0 for NULL. @threadsafety safe. */
 TP_API uint64_t tp_model_device_bytes(const tp_model* lease);
+
+/* ------------------------------------------------------------------------ */
+/* Generation. */
+
+/**
+ * A text-to-image pipeline of a registry: a configured model with a
+ * pipeline_type. Its networks are registry models, leased while they run.
+ * @threadsafety safe: tp_pipeline_generate() may run on several threads at
+ *   once, each with its own request. Destroy every pipeline before its registry.
+ */
+typedef struct tp_pipeline tp_pipeline;
+
+/**
+ * @param[out] out the pipeline, owned by the caller (tp_pipeline_destroy).
+ * @param[in] name a configured model with a pipeline_type ("sd35_medium").
+ * @return TP_NOT_FOUND for an unknown model; TP_UNIMPLEMENTED for a pipeline
+ *   type that is not supported. Loads no weights.
+ * @threadsafety safe.
+ * @since 0.2
+ */
+TP_API tp_code tp_pipeline_create(tp_pipeline** out, tp_registry* reg, const char* name, tp_error** out_err);
+/** NULL-safe. @threadsafety external: not while a generate call on it runs. @since 0.2 */
+TP_API void tp_pipeline_destroy(tp_pipeline* pipeline);
+/** Its name, borrowed for its lifetime; "" for NULL. @threadsafety safe. @since 0.2 */
+TP_API const char* tp_pipeline_name(const tp_pipeline* pipeline);
+/** Its pipeline type ("sd3"), borrowed for its lifetime; "" for NULL. @threadsafety safe. @since 0.2 */
+TP_API const char* tp_pipeline_type(const tp_pipeline* pipeline);
+/**
+ * The pipeline's default image size, and the multiple every width and height must be.
+ * @param[out] out_width, out_height, out_multiple each nullable.
+ * @threadsafety safe.
+ * @since 0.2
+ */
+TP_API tp_code tp_pipeline_sizes(int32_t* out_width, int32_t* out_height, int32_t* out_multiple,
+                                 const tp_pipeline* pipeline, tp_error** out_err);
+
+/** What a generate call is doing, for progress. */
+#define TP_STAGE_ENCODE 0  /* the text encoders */
+#define TP_STAGE_DENOISE 1 /* one denoising step done */
+#define TP_STAGE_DECODE 2  /* the VAE */
+#define TP_STAGE_WAITING 3 /* waiting for a network to load */
+
+/** One progress report, borrowed for the duration of the callback. */
+typedef struct tp_progress {
+  uint32_t struct_size; /* sizeof(tp_progress) of the library that calls */
+  int32_t stage;        /* TP_STAGE_* */
+  int32_t step;         /* 1-based while denoising; 0 otherwise */
+  int32_t steps;        /* the call's denoising steps */
+  double elapsed_s;     /* since the call began */
+  const char* model;    /* TP_STAGE_WAITING: the network's registry model; "" otherwise */
+} tp_progress; /* end of v0.2 */
+
+/**
+ * Receives progress on the generating thread. Return 0 to go on, non-zero to
+ * cancel the call (it returns TP_CANCELLED). Must not unwind.
+ */
+typedef int32_t (*tp_progress_fn)(const tp_progress* progress, void* user_data);
+
+/**
+ * The settings of one generate call, set through setters; each has a default.
+ * @threadsafety external, except tp_request_cancel() (any thread). One request
+ *   may serve several calls one after another, not at once.
+ */
+typedef struct tp_request tp_request;
+
+/** @param[out] out a new request, owned by the caller (tp_request_destroy). @since 0.2 */
+TP_API tp_code tp_request_create(tp_request** out, tp_error** out_err);
+/** NULL-safe. @since 0.2 */
+TP_API void tp_request_destroy(tp_request* req);
+/** Appends a prompt: one image per prompt and images_per_prompt. At least one. @since 0.2 */
+TP_API tp_code tp_request_add_prompt(tp_request* req, const char* prompt, tp_error** out_err);
+/** Appends a negative prompt: give none, one for every prompt, or one per prompt. @since 0.2 */
+TP_API tp_code tp_request_add_negative_prompt(tp_request* req, const char* negative_prompt, tp_error** out_err);
+/** Removes every prompt and negative prompt. @since 0.2 */
+TP_API tp_code tp_request_clear_prompts(tp_request* req, tp_error** out_err);
+/** Images per prompt, 1..64 (default 1). @since 0.2 */
+TP_API tp_code tp_request_set_images_per_prompt(tp_request* req, int32_t count, tp_error** out_err);
+/** Pixels; 0 (the default) takes the model's default size. @since 0.2 */
+TP_API tp_code tp_request_set_size(tp_request* req, int32_t width, int32_t height, tp_error** out_err);
+/** Denoising steps, 1..1000; 0 (the default) takes the model's default. @since 0.2 */
+TP_API tp_code tp_request_set_steps(tp_request* req, int32_t steps, tp_error** out_err);
+/** Classifier-free guidance; 1 or less turns it off. A NaN (the default) takes the model's default. @since 0.2 */
+TP_API tp_code tp_request_set_guidance(tp_request* req, double guidance_scale, tp_error** out_err);
+/** The seed of the initial noise (default 0): torch.Generator().manual_seed(seed). @since 0.2 */
+TP_API tp_code tp_request_set_seed(tp_request* req, uint64_t seed, tp_error** out_err);
+/** T5 tokens, 1..512 (default 256). @since 0.2 */
+TP_API tp_code tp_request_set_max_sequence_length(tp_request* req, int32_t tokens, tp_error** out_err);
+/**
+ * An option that only some pipeline types have, as text ("true_cfg_scale",
+ * "scheduler", ...). An unknown key is TP_UNIMPLEMENTED, which doubles as
+ * feature detection; the pipeline checks values when it runs.
+ * @since 0.2
+ */
+TP_API tp_code tp_request_set_option(tp_request* req, const char* key, const char* value, tp_error** out_err);
+/**
+ * Progress for the calls made with this request; NULL clears it. `user_data`
+ * must stay valid while a call runs.
+ * @since 0.2
+ */
+TP_API tp_code tp_request_set_progress(tp_request* req, tp_progress_fn fn, void* user_data, tp_error** out_err);
+/**
+ * Cancels the call running with this request, from any thread: it returns
+ * TP_CANCELLED at the next check (between steps, between networks, while
+ * waiting for a load). A cancelled request stays cancelled; make a new one
+ * for the next call. NULL-safe.
+ * @threadsafety safe.
+ * @since 0.2
+ */
+TP_API void tp_request_cancel(tp_request* req);
+
+/** The images of one call and the settings, timings and warnings it ran with. @threadsafety immutable. */
+typedef struct tp_result tp_result;
+
+/**
+ * Generates the request's images. Leases each network in turn (loading it
+ * when needed) and releases it after use; nothing stays leased afterwards,
+ * on success or failure.
+ * @param[out] out the result, owned by the caller (tp_result_free).
+ * @return TP_INVALID_ARGUMENT for bad settings (no prompt, a bad size, ...);
+ *   TP_CANCELLED; TP_RESOURCE_EXHAUSTED when a network cannot fit; the
+ *   registry's codes for a failed load; TP_INTERNAL for a torch failure.
+ * @threadsafety safe on one pipeline from several threads with distinct requests.
+ * @since 0.2
+ */
+TP_API tp_code tp_pipeline_generate(tp_result** out, tp_pipeline* pipeline, tp_request* req, tp_error** out_err);
+
+/** One RGB8 image, borrowed from its result until tp_result_free(). */
+typedef struct tp_image {
+  uint32_t struct_size;  /* set by the caller: sizeof(tp_image) */
+  int32_t width;
+  int32_t height;
+  int32_t stride;        /* bytes from one row to the next (width * 3 today) */
+  const uint8_t* pixels; /* row-major RGB8, height * stride bytes */
+} tp_image; /* end of v0.2 */
+
+/** The settings a call ran with (the model's defaults filled in), and its timings. */
+typedef struct tp_result_info {
+  uint32_t struct_size; /* set by the caller: sizeof(tp_result_info) */
+  uint32_t image_count;
+  int32_t width;
+  int32_t height;
+  int32_t steps;
+  double guidance_scale;
+  uint64_t seed;
+  double encode_s;
+  double denoise_s;
+  double decode_s;
+  double acquire_s; /* waiting for networks to load (part of the others) */
+  double total_s;
+  uint32_t warning_count;
+} tp_result_info; /* end of v0.2 */
+
+/** Fills `out` (whose struct_size the caller sets). @threadsafety safe. @since 0.2 */
+TP_API tp_code tp_result_get_info(tp_result_info* out, const tp_result* result, tp_error** out_err);
+/** Image `index` (prompt-major: every image of the first prompt first). @threadsafety safe. @since 0.2 */
+TP_API tp_code tp_result_get_image(tp_image* out, const tp_result* result, uint32_t index, tp_error** out_err);
+/** Warning `index` (a truncated prompt, ...), borrowed until tp_result_free(). "" when out of range. @since 0.2 */
+TP_API const char* tp_result_warning(const tp_result* result, uint32_t index);
+/** NULL-safe. @threadsafety external. @since 0.2 */
+TP_API void tp_result_free(tp_result* result);
+
+/**
+ * Writes `image` as a PNG file; the file appears whole or not at all.
+ * @return the file's error codes (TP_NOT_FOUND for a missing folder, ...), naming the path.
+ * @threadsafety safe.
+ * @since 0.2
+ */
+TP_API tp_code tp_image_write_png(const tp_image* image, const char* path, tp_error** out_err);
+/**
+ * Encodes `image` as PNG into the caller's `buffer`. `*out_size` receives the
+ * PNG's size; when `capacity` is smaller, nothing is written and the call
+ * returns TP_RESOURCE_EXHAUSTED, so a caller may ask first with capacity 0.
+ * @threadsafety safe.
+ * @since 0.2
+ */
+TP_API tp_code tp_image_encode_png(size_t* out_size, uint8_t* buffer, size_t capacity, const tp_image* image,
+                                   tp_error** out_err);
+
+/* ------------------------------------------------------------------------ */
+/* Plans and single models. */
+
+/** What acquiring a model would do now: a dry run of its admission. @threadsafety immutable. */
+typedef struct tp_plan tp_plan;
+
+/** A plan's figures. */
+typedef struct tp_plan_info {
+  uint32_t struct_size;     /* set by the caller: sizeof(tp_plan_info) */
+  int32_t fits;             /* 1: the model can be admitted (after the evictions) */
+  int32_t resident;         /* 1: already on the device, nothing to do */
+  int32_t from;             /* TP_TIER_*: where the weights would come from */
+  uint64_t bytes_to_move;   /* the weights */
+  uint64_t needed_bytes;    /* weights + workspace */
+  uint64_t free_bytes;      /* usable now (free minus headroom, within the budget) */
+  uint64_t bytes_evicted;   /* what the evictions would free */
+  uint32_t eviction_count;  /* names via tp_plan_eviction() */
+  const char* explanation;  /* one line for people, borrowed until tp_plan_free() */
+} tp_plan_info; /* end of v0.2 */
+
+/**
+ * @param[out] out the plan, owned by the caller (tp_plan_free).
+ * @return TP_NOT_FOUND for an unknown model.
+ * @threadsafety safe.
+ * @since 0.2
+ */
+TP_API tp_code tp_registry_plan(tp_plan** out, const tp_registry* reg, const char* model, tp_error** out_err);
+/** Fills `out` (whose struct_size the caller sets). @threadsafety safe. @since 0.2 */
+TP_API tp_code tp_plan_get_info(tp_plan_info* out, const tp_plan* plan, tp_error** out_err);
+/** The model eviction `index` would move; borrowed until tp_plan_free(); "" when out of range. @since 0.2 */
+TP_API const char* tp_plan_eviction(const tp_plan* plan, uint32_t index);
+/** NULL-safe. @since 0.2 */
+TP_API void tp_plan_free(tp_plan* plan);
+
+/**
+ * One model's row: a one-row tp_model_list (read it with tp_model_list_get(..., 0, ...)).
+ * @return TP_NOT_FOUND for an unknown model.
+ * @threadsafety safe.
+ * @since 0.2
+ */
+TP_API tp_code tp_registry_info(tp_model_list** out, const tp_registry* reg, const char* model, tp_error** out_err);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -1,9 +1,16 @@
-//! A first twistedpic program: two models on a simulated 12 GiB device.
-//! The "max_gpu_availability" preset moves a model to host memory as soon as
-//! its last lease ends, so the GPU is free for other programs.
+//! A first twistedpic program, in two parts.
 //!
-//! Run: TWISTEDPIC_LIB_DIR=<dir of libtwistedpic.so> LD_LIBRARY_PATH=<same dir> cargo run
-use twistedpic::{Options, Registry};
+//! 1. The registry: two models on a simulated 12 GiB device. The
+//!    "max_gpu_availability" preset moves a model to host memory as soon as
+//!    its last lease ends, so the GPU is free for other programs.
+//! 2. Generation: a picture from the shipped default model (models/tiny-sd3),
+//!    with progress, saved as a PNG.
+//!
+//! Run: TWISTEDPIC_LIB_DIR=<dir of libtwistedpic.so> LD_LIBRARY_PATH=<same dir> \
+//!      cargo run -- [MODEL_DIR] [OUT.png]
+use std::path::PathBuf;
+
+use twistedpic::{Options, Registry, Request, Stage};
 
 const CONFIG: &str = r#"{
   "models": {
@@ -30,6 +37,40 @@ fn print_models(registry: &Registry) -> twistedpic::Result<()> {
             m.leases
         );
     }
+    Ok(())
+}
+
+/// Generates one picture with the model in `model_dir` and saves it to `out`.
+fn generate(model_dir: &str, out: &PathBuf) -> twistedpic::Result<()> {
+    let config = format!(
+        r#"{{"models": {{"tiny": {{"path": "{model_dir}", "pipeline_type": "sd3", "dtype": "fp32"}}}}}}"#
+    );
+    // No simulated device: real weights, on the GPU or else the CPU.
+    let registry = Registry::from_str(&config, Options::new())?;
+    let pipeline = registry.pipeline("tiny")?;
+    let request = Request::new()
+        .prompt("a red circle on a white background")
+        .seed(5)
+        .progress(|p| {
+            match p.stage {
+                Stage::Denoise => eprint!("\r  step {}/{}", p.step, p.steps),
+                Stage::Waiting => eprintln!("  loading {}", p.model),
+                Stage::Decode => eprintln!("\n  decoding"),
+                _ => {}
+            }
+            true // false would cancel
+        });
+    let generation = pipeline.run(&request)?;
+    let image = &generation.images[0];
+    image.save(out)?;
+    println!(
+        "wrote {} ({}x{}, {} steps, {:.2} s)",
+        out.display(),
+        image.width(),
+        image.height(),
+        generation.info.steps,
+        generation.info.total.as_secs_f64()
+    );
     Ok(())
 }
 
@@ -63,5 +104,15 @@ fn main() -> Result<(), twistedpic::Error> {
     drop(lease);
     println!("\nafter the release:");
     print_models(&registry)?;
-    Ok(())
+
+    let mut args = std::env::args().skip(1);
+    let model_dir = args.next().unwrap_or_else(|| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/tiny-sd3").to_owned()
+    });
+    let out = args
+        .next()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("twistedpic-rust-example.png"));
+    println!("\ngenerating with {model_dir}:");
+    generate(&model_dir, &out)
 }

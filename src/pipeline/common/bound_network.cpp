@@ -17,10 +17,13 @@ at::Device weights_device(const TensorWeights& weights) {
 }
 
 at::ScalarType weights_dtype(const TensorWeights& weights) {
-  for (const WeightTensor& t : weights.tensors())
-    if (t.dtype == DType::kF32 || t.dtype == DType::kF16 || t.dtype == DType::kBF16 || t.dtype == DType::kF64)
-      return torch_bridge::scalar_type(t.dtype);
-  return at::kFloat;
+  std::optional<DType> dtype = weights.compute_dtype();
+  return dtype ? torch_bridge::scalar_type(*dtype) : at::kFloat;
+}
+
+std::shared_ptr<const void> use_guard(const TensorWeights& weights) {
+  return std::shared_ptr<const void>(
+      &weights, [](const void* w) { torch_bridge::note_use(*static_cast<const TensorWeights*>(w)); });
 }
 
 Expected<TensorMap> weight_views(const TensorWeights& weights) { return torch_bridge::tensor_views(weights); }

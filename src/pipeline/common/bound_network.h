@@ -31,15 +31,25 @@ struct BoundNetwork {
   std::shared_ptr<const Net> net;
   at::Device device = at::kCPU;                // where the weights are
   at::ScalarType dtype = at::kFloat;           // their floating-point dtype
+  // When the last copy of this BoundNetwork goes, the work queued so far on
+  // torch's current stream is noted as the last use of the weights
+  // (torch_bridge::note_use), so that an eviction frees the arena only after
+  // it. Drop it (with the network) before the lease ends, on the stream that
+  // ran the network; a RunContext::lease pair does (its lease goes last).
+  std::shared_ptr<const void> in_use;
 };
 
 // The lease's weights as TensorWeights on the device.
 // Errors: kFailedPrecondition when they are not (a simulated backend).
 Expected<const TensorWeights*> lease_tensor_weights(const ModelLease& lease);
-// Where the weights live, and the dtype of their first floating-point tensor
-// (in file order; kFloat when there is none).
+// Where the weights live, and the dtype they compute in: the configured one
+// (ModelConfig::dtype, the weights' conversion target) when set, else that of
+// their first floating tensor in file order; kFloat when none is floating.
+// Integer tensors never decide it (TensorWeights::compute_dtype).
 at::Device weights_device(const TensorWeights& weights);
 at::ScalarType weights_dtype(const TensorWeights& weights);
+// Notes the weights' last use when the returned handle's last copy goes.
+std::shared_ptr<const void> use_guard(const TensorWeights& weights);
 // The tensor views of `weights`, for a bind.
 Expected<TensorMap> weight_views(const TensorWeights& weights);
 
@@ -56,7 +66,8 @@ Expected<BoundNetwork<Net>> bind_lease(const ModelLease& lease, const Config& co
                                   return std::make_shared<const Net>(std::move(*net));
                                 });
   if (!made) return tl::unexpected(made.error());
-  return BoundNetwork<Net>{std::static_pointer_cast<const Net>(*made), weights_device(*w), weights_dtype(*w)};
+  return BoundNetwork<Net>{std::static_pointer_cast<const Net>(*made), weights_device(*w), weights_dtype(*w),
+                           use_guard(*w)};
 }
 
 }  // namespace tp::nn

@@ -46,6 +46,11 @@ RunContext::RunContext(ModelRegistry& registry, const std::string& pipeline, con
 
 Expected<ModelLease> RunContext::acquire(const std::string& model) {
   const auto start = WallClock::now();
+  if (request_.on_progress) {
+    auto info = registry_.info(model);
+    if (info && info->state != ModelState::kResident && !report_stage(Stage::kWaiting, result_.steps, model))
+      return tp::cancelled("generate: cancelled by the progress callback while waiting for '" + model + "'");
+  }
   AcquireOptions options;
   options.cancel = request_.cancel;
   auto lease = registry_.acquire(model, options);
@@ -56,7 +61,13 @@ Expected<ModelLease> RunContext::acquire(const std::string& model) {
 bool RunContext::cancelled() const { return request_.cancel && request_.cancel->load(std::memory_order_relaxed); }
 
 bool RunContext::report_step(int step, int steps) const {
-  return !request_.on_step || request_.on_step(StepProgress{step, steps, elapsed_s()});
+  const StepProgress p{step, steps, elapsed_s(), Stage::kDenoise};
+  if (request_.on_step && !request_.on_step(p)) return false;
+  return !request_.on_progress || request_.on_progress(p, {});
+}
+
+bool RunContext::report_stage(Stage stage, int steps, std::string_view model) const {
+  return !request_.on_progress || request_.on_progress(StepProgress{0, steps, elapsed_s(), stage}, model);
 }
 
 void RunContext::note_truncation(const std::vector<TokenizedText>& tokens, const char* encoder, int length) {

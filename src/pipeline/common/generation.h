@@ -52,8 +52,11 @@ class RunContext {
   Expected<ModelLease> acquire(const std::string& model);
 
   bool cancelled() const;
-  // Reports step `step` of `steps`; false when the callback asks to stop.
+  // Reports denoising step `step` of `steps` to on_step and on_progress;
+  // false when a callback asks to stop.
   bool report_step(int step, int steps) const;
+  // Reports the start of `stage` to on_progress; false when it asks to stop.
+  bool report_stage(Stage stage, int steps, std::string_view model = {}) const;
   double elapsed_s() const { return seconds_since(start_); }
 
   // Tokenizes `texts` to `length` ids, each truncation noted as a warning

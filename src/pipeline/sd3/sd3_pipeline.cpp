@@ -9,7 +9,7 @@
 #include "pipeline/common/generation.h"
 #include "pipeline/common/t5.h"
 #include "pipeline/common/vae.h"
-#include "pipeline/runner.h"
+#include "pipeline/sd3/sd3_pipeline.h"
 #include "pipeline/sd3/sd3_spec.h"
 #include "pipeline/sd3/sd3_transformer.h"
 
@@ -81,6 +81,7 @@ Expected<GenerateResult> Sd3Runner::run(const GenerateRequest& request, const Ru
 
   // ---- Text encoders, one lease at a time, so each may leave the device after.
   const auto encode_start = nn::WallClock::now();
+  if (!ctx.report_stage(Stage::kEncode, s.steps)) return cancelled("generate: cancelled by the progress callback");
   at::Tensor embeds, pooled;
   {
     std::vector<at::Tensor> hidden, pools;
@@ -161,6 +162,7 @@ Expected<GenerateResult> Sd3Runner::run(const GenerateRequest& request, const Ru
 
   // ---- Decoding.
   const auto decode_start = nn::WallClock::now();
+  if (!ctx.report_stage(Stage::kDecode, s.steps)) return cancelled("generate: cancelled by the progress callback");
   {
     TP_ASSIGN_OR_RETURN(auto net, ctx.lease<nn::VaeDecoder>(vae, spec.vae, key_ + "/vae"));
     result.images = nn::to_images(net.second.net->decode_scaled(latents.to(net.second.device, net.second.dtype)));

@@ -121,6 +121,6 @@ Expected<TransformerConfig> parse_transformer_config(const nlohmann::json& confi
   return c;
 }
 
-const PipelineFamily kFamily{"sd3", kFolderClasses, kNetworks, describe, make_runner};
+const PipelineFamily kFamily{"sd3", kFolderClasses, kNetworks, describe};
 
 }  // namespace tp::sd3

@@ -48,7 +48,4 @@ struct Sd3Spec final : PipelineSpec {
 // The SD3 family: StableDiffusion3Pipeline folders (families.cpp registers it).
 extern const PipelineFamily kFamily;
 
-// The LibTorch implementation (sd3_pipeline.cpp).
-Expected<std::unique_ptr<PipelineRunner>> make_runner(ModelRegistry& registry, const PipelineConfig& pipeline);
-
 }  // namespace tp::sd3

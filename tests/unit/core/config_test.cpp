@@ -269,5 +269,18 @@ TEST(ConfigTest, DeviceOtherThanTheDefaultIsRefused) {
   EXPECT_TRUE(validate_registry_config(code));
 }
 
+// A name with a NUL or another control character cannot travel as a C string
+// or in a log line (found by the C ABI fuzzer: a host policy saw "" for one).
+TEST(ConfigTest, ModelNamesWithControlCharactersAreRefused) {
+  for (const char* json : {R"({"models": {"a\u0000b": {"path": "/m"}}})", R"({"models": {"a\nb": {"path": "/m"}}})"}) {
+    SCOPED_TRACE(json);
+    auto c = parse_registry_config(json);
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_NE(c.error().message.find("contains a control character"), std::string::npos) << c.error().message;
+  }
+  EXPECT_TRUE(parse_registry_config(R"({"models": {"caf\u00e9 x/y": {"path": "/m"}}})"));
+}
+
 }  // namespace
 }  // namespace tp

@@ -10,6 +10,7 @@
 #include "device/device.h"
 #include "twistedpic/registry.h"
 #include "weights/tensor_weights.h"
+#include "support/fenced_device.h"
 #include "support/weights_test_util.h"
 
 namespace tp {
@@ -310,6 +311,158 @@ TEST(TensorWeightsRegistryTest, RegistryMovesRealWeightsAndMeasuresReturnedBytes
   EXPECT_EQ(device->allocated_bytes(), 0u);
   auto bad = registry->plan("m");
   ASSERT_TRUE(bad);
+}
+
+// ---- what a GPU would catch (issue "GPU truth") -------------------------------
+
+// A GPU's typed loads need aligned elements. kMixed puts "g.scalar" (F32) at
+// data offset 6039: converted pieces must be staged aligned, whatever the
+// chunking, on both paths (the CPU device's conversion refuses what a GPU would
+// fault on).
+TEST_P(TensorWeightsTest, ConvertingPiecesAreStagedAlignedForEveryChunking) {
+  ScratchDir dir;
+  Written w = write_safetensors(dir / "m.safetensors", kMixed);
+  auto device = make_device();
+  for (DType to : {DType::kBF16, DType::kF16, DType::kF32}) {
+    for (uint64_t chunk : {64ull, 256ull, 4104ull, 16ull << 20}) {
+      TransferOptions o;
+      o.chunk_bytes = chunk;
+      o.readers = 2;
+      auto pool = std::make_shared<PinnedPool>(device, chunk, 4);
+      auto weights = TensorWeights::open({{dir / "m.safetensors", ""}}, to, device, pool, o).value();
+      const WeightTensor* g = weights->find("g.scalar");
+      ASSERT_NE(g, nullptr);
+      EXPECT_NE(g->file_offset % 4, 0u) << "the fixture no longer has a misaligned F32 tensor";
+      auto st = weights->load_to_device({});
+      ASSERT_TRUE(st) << st.error().to_string() << " (to " << dtype_safetensors_name(to) << ", chunk " << chunk << ")";
+      for (const auto& t : weights->tensors()) {
+        const std::string& src = w.data[t.name];
+        std::string expected(t.bytes, '\0');
+        ASSERT_TRUE(convert_on_host(src.data(), t.file_dtype, expected.data(), t.dtype, src.size() / dtype_size(t.file_dtype)));
+        EXPECT_EQ(arena_bytes(*weights, t), expected) << t.name << " to " << dtype_safetensors_name(to) << ", chunk " << chunk;
+      }
+    }
+  }
+  EXPECT_EQ(device_allocated(device), 0u);
+}
+
+// A copy that fails asynchronously is reported by the lane's next
+// synchronize; the load fails with the device's code and keeps nothing, even
+// for a model of one chunk (whose only wait after its copies is the reader's
+// last).
+TEST(TensorWeightsFaultTest, AFailedSynchronizeFailsTheLoadEvenForOneChunk) {
+  ScratchDir dir;
+  write_safetensors(dir / "one.safetensors", {{"x", DType::kF32, {64}}});
+  write_safetensors(dir / "many.safetensors", {{"x", DType::kF32, {4096}}, {"y", DType::kF16, {300}}});
+  struct Case {
+    const char* file;
+    std::optional<DType> dtype;
+    int fail_copy;  // which copy fails
+  };
+  for (const Case& c : {Case{"one.safetensors", std::nullopt, 1}, Case{"one.safetensors", DType::kBF16, 1},
+                        Case{"many.safetensors", std::nullopt, 3}, Case{"many.safetensors", DType::kF16, 5}}) {
+    for (bool host_memory : {false, true}) {
+      // The CPU device copies only the pieces it does not convert, on its staging path.
+      if (host_memory && (!c.dtype || std::string(c.file) == "one.safetensors")) continue;
+      SCOPED_TRACE(std::string(c.file) + (c.dtype ? " converted" : "") + (host_memory ? " host" : " staging"));
+      auto device = std::make_shared<testing_util::FencedDevice>(1ull << 30, host_memory);
+      TransferOptions o;
+      o.chunk_bytes = 4096;
+      o.readers = 2;
+      auto pool = std::make_shared<PinnedPool>(device, o.chunk_bytes, 4);
+      auto weights = TensorWeights::open({{dir / c.file, ""}}, c.dtype, device, pool, o).value();
+      device->fail_next_copies(c.fail_copy);
+      auto st = weights->load_to_device({});
+      ASSERT_FALSE(st) << "a failed copy went unreported";
+      EXPECT_EQ(st.error().code, ErrorCode::kDataLoss) << st.error().message;
+      EXPECT_FALSE(weights->on_device());
+      EXPECT_EQ(device->allocated_bytes(), 0u);
+      device->fail_next_copies(0);
+      ASSERT_TRUE(weights->load_to_device({}));  // the next load works
+      weights->drop_device();
+      EXPECT_EQ(device->allocated_bytes(), 0u);
+    }
+  }
+}
+
+// Torch kernels queued on a stream may still read the weights when the lease
+// ends: the eviction waits for the uses noted, then frees the arena.
+TEST(TensorWeightsFenceTest, EvictionFreesTheArenaOnlyAfterTheNotedUses) {
+  ScratchDir dir;
+  Written w = write_safetensors(dir / "m/model.safetensors", {{"x", DType::kF32, {1024}}});
+  float expected = 0;
+  for (int i = 0; i < 1024; ++i) {
+    float f;
+    std::memcpy(&f, &w.data["x"][i * 4], 4);
+    expected += f;
+  }
+  for (bool host_memory : {true, false}) {
+    SCOPED_TRACE(host_memory ? "direct" : "staging");
+    auto device = std::make_shared<testing_util::FencedDevice>(64ull << 20, host_memory);
+    testing_util::FakeStream& s1 = device->make_stream();
+    testing_util::FakeStream& s2 = device->make_stream();
+    RegistryConfig c;
+    ModelConfig m;
+    m.name = "m";
+    m.source = (dir / "m").string();
+    m.dtype = DType::kF32;
+    c.models = {m};
+    c.policy.unload_after = Tier::kDisk;  // the last release frees the arena
+    RegistryOptions o;
+    o.backend = std::make_shared<TensorWeightBackend>(device);
+    o.monitor = std::shared_ptr<DeviceMonitor>(device, &device->monitor());
+    o.background_thread = false;
+    auto registry = ModelRegistry::create(c, o).value();
+    float sum1 = 0, sum2 = 0;
+    {
+      auto a = registry->acquire("m").value();
+      auto b = registry->acquire("m").value();  // two lease holders, two streams
+      const auto& tw = dynamic_cast<const TensorWeights&>(a.weights());
+      const auto* x = reinterpret_cast<const float*>(static_cast<const char*>(tw.device_data()) + tw.find("x")->offset);
+      auto kernel = [x](float* out) {
+        return [x, out] {
+          for (int i = 0; i < 1024; ++i) *out += x[i];
+        };
+      };
+      s1.launch(x, kernel(&sum1));
+      tw.note_use(&s1);
+      s2.launch(x, kernel(&sum2));
+      tw.note_use(&s2);
+      s2.launch(nullptr, [] {});  // queued after the fence: not waited for
+      EXPECT_EQ(device->uses_recorded(), 2);
+    }  // the last release unloads to disk
+    EXPECT_EQ(device->frees(), 1);
+    EXPECT_EQ(device->frees_with_pending_reads(), 0) << "the arena was freed while kernels could still read it";
+    EXPECT_EQ(device->uses_waited(), 2);
+    EXPECT_FLOAT_EQ(sum1, expected);
+    EXPECT_FLOAT_EQ(sum2, expected);
+    EXPECT_EQ(device->allocated_bytes(), 0u);
+  }
+}
+
+// The dtype the weights compute in: the configured one when set, else the
+// first floating tensor's in file order; integers never decide it.
+TEST(TensorWeightsDtypeTest, ComputeDtypeComesFromTheConfigThenTheFloatingTensorsInFileOrder) {
+  ScratchDir dir;
+  // F64 is never converted, so with a configured dtype the first floating tensor is not it.
+  write_safetensors(dir / "f64_first.safetensors",
+                    {{"ids", DType::kI64, {4}}, {"d", DType::kF64, {2}}, {"w", DType::kF32, {3}}});
+  write_safetensors(dir / "ints_first.safetensors",
+                    {{"a", DType::kI64, {4}}, {"b", DType::kI32, {4}}, {"h", DType::kF16, {4}}, {"w", DType::kF32, {4}}});
+  write_safetensors(dir / "ints.safetensors", {{"a", DType::kI64, {4}}, {"b", DType::kI32, {4}}});
+  auto device = std::make_shared<CpuDevice>(1ull << 30);
+  auto pool = std::make_shared<PinnedPool>(device, 16ull << 20, 2);
+  auto open = [&](const char* f, std::optional<DType> dtype) {
+    return TensorWeights::open({{dir / f, ""}}, dtype, device, pool).value();
+  };
+  EXPECT_EQ(open("f64_first.safetensors", DType::kBF16)->compute_dtype(), DType::kBF16);
+  EXPECT_EQ(open("f64_first.safetensors", DType::kBF16)->converted_dtype(), DType::kBF16);
+  EXPECT_EQ(open("f64_first.safetensors", std::nullopt)->compute_dtype(), DType::kF64);
+  EXPECT_EQ(open("ints_first.safetensors", std::nullopt)->compute_dtype(), DType::kF16);
+  EXPECT_EQ(open("ints_first.safetensors", std::nullopt)->converted_dtype(), std::nullopt);
+  EXPECT_EQ(open("ints_first.safetensors", DType::kF32)->compute_dtype(), DType::kF32);
+  EXPECT_EQ(open("ints.safetensors", std::nullopt)->compute_dtype(), std::nullopt);
+  EXPECT_EQ(open("ints.safetensors", DType::kF16)->compute_dtype(), DType::kF16);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 //! Raw, hand-written declarations of the twistedpic C ABI, one to one with
-//! `capi/include/twistedpic/tp.h` (v0.1). No logic lives here: see the
+//! `capi/include/twistedpic/tp.h` (the v0.1 registry and the v0.2 generation
+//! section; `TP_VERSION_*` below are the header's). No logic lives here: see the
 //! `twistedpic` crate for the safe wrapper. Ownership, threading and
 //! nullability are as documented in tp.h; the comments below only point at it.
 #![allow(non_camel_case_types)]
@@ -67,6 +68,17 @@ pub const TP_REASON_UNLOAD_AFTER: i32 = 6;
 /// Number of reasons known to this header; `tp_stats::evictions` has this many slots.
 pub const TP_REASON_SLOTS: usize = 7;
 
+// ---- Generation: progress stages ---------------------------------------------
+
+/// The text encoders.
+pub const TP_STAGE_ENCODE: i32 = 0;
+/// One denoising step done.
+pub const TP_STAGE_DENOISE: i32 = 1;
+/// The VAE.
+pub const TP_STAGE_DECODE: i32 = 2;
+/// Waiting for a network to load.
+pub const TP_STAGE_WAITING: i32 = 3;
+
 // ---- Opaque handles ----------------------------------------------------------
 
 macro_rules! opaque {
@@ -91,6 +103,16 @@ opaque! {
     tp_model_list;
     /// A lease on a resident model. Immutable; released exactly once with `tp_model_release`.
     tp_model;
+    /// A text-to-image pipeline of a registry. Thread-safe (generate from several
+    /// threads with distinct requests); freed with `tp_pipeline_destroy` before its registry.
+    tp_pipeline;
+    /// The settings of one generate call. External synchronization, except
+    /// `tp_request_cancel` (any thread); freed with `tp_request_destroy`.
+    tp_request;
+    /// The images, settings, timings and warnings of one call. Immutable; freed with `tp_result_free`.
+    tp_result;
+    /// A dry run of a model's admission. Immutable; freed with `tp_plan_free`.
+    tp_plan;
 }
 
 // ---- Structs -----------------------------------------------------------------
@@ -194,6 +216,65 @@ pub struct tp_event {
     pub error: *const c_char,
 }
 
+/// One progress report, borrowed for the duration of the callback.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct tp_progress {
+    pub struct_size: u32,
+    pub stage: i32,
+    pub step: i32,
+    pub steps: i32,
+    pub elapsed_s: f64,
+    pub model: *const c_char,
+}
+
+/// One RGB8 image, borrowed from its result until `tp_result_free` (or the
+/// caller's own pixels, for `tp_image_write_png`/`tp_image_encode_png`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct tp_image {
+    pub struct_size: u32,
+    pub width: i32,
+    pub height: i32,
+    pub stride: i32,
+    pub pixels: *const u8,
+}
+
+/// The settings a call ran with (the model's defaults filled in), and its timings.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct tp_result_info {
+    pub struct_size: u32,
+    pub image_count: u32,
+    pub width: i32,
+    pub height: i32,
+    pub steps: i32,
+    pub guidance_scale: f64,
+    pub seed: u64,
+    pub encode_s: f64,
+    pub denoise_s: f64,
+    pub decode_s: f64,
+    pub acquire_s: f64,
+    pub total_s: f64,
+    pub warning_count: u32,
+}
+
+/// A plan's figures; `explanation` is borrowed until `tp_plan_free`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct tp_plan_info {
+    pub struct_size: u32,
+    pub fits: i32,
+    pub resident: i32,
+    pub from: i32,
+    pub bytes_to_move: u64,
+    pub needed_bytes: u64,
+    pub free_bytes: u64,
+    pub bytes_evicted: u64,
+    pub eviction_count: u32,
+    pub explanation: *const c_char,
+}
+
 // ---- Callbacks ---------------------------------------------------------------
 
 /// Receives one whole log line, from any library thread. Must not unwind.
@@ -203,6 +284,9 @@ pub type tp_log_fn = Option<
 
 /// Receives residency events, possibly concurrently. Must not unwind.
 pub type tp_event_fn = Option<unsafe extern "C" fn(ev: *const tp_event, user_data: *mut c_void)>;
+
+/// Receives progress on the generating thread; non-zero cancels the call. Must not unwind.
+pub type tp_progress_fn = Option<unsafe extern "C" fn(progress: *const tp_progress, user_data: *mut c_void) -> i32>;
 
 // ---- Functions ---------------------------------------------------------------
 
@@ -248,6 +332,12 @@ extern "C" {
         opts: *mut tp_registry_options,
         vtable: *const tp_memory_policy_vtable,
         user_data: *mut c_void,
+        out_err: *mut *mut tp_error,
+    ) -> tp_code;
+
+    pub fn tp_registry_options_set_text_encoder_offload(
+        opts: *mut tp_registry_options,
+        tier: i32,
         out_err: *mut *mut tp_error,
     ) -> tp_code;
 
@@ -310,4 +400,101 @@ extern "C" {
     pub fn tp_model_release(lease: *mut tp_model);
     pub fn tp_model_name(lease: *const tp_model) -> *const c_char;
     pub fn tp_model_device_bytes(lease: *const tp_model) -> u64;
+
+    // Generation.
+    pub fn tp_pipeline_create(
+        out: *mut *mut tp_pipeline,
+        reg: *mut tp_registry,
+        name: *const c_char,
+        out_err: *mut *mut tp_error,
+    ) -> tp_code;
+    pub fn tp_pipeline_destroy(pipeline: *mut tp_pipeline);
+    pub fn tp_pipeline_name(pipeline: *const tp_pipeline) -> *const c_char;
+    pub fn tp_pipeline_type(pipeline: *const tp_pipeline) -> *const c_char;
+    pub fn tp_pipeline_sizes(
+        out_width: *mut i32,
+        out_height: *mut i32,
+        out_multiple: *mut i32,
+        pipeline: *const tp_pipeline,
+        out_err: *mut *mut tp_error,
+    ) -> tp_code;
+
+    pub fn tp_request_create(out: *mut *mut tp_request, out_err: *mut *mut tp_error) -> tp_code;
+    pub fn tp_request_destroy(req: *mut tp_request);
+    pub fn tp_request_add_prompt(req: *mut tp_request, prompt: *const c_char, out_err: *mut *mut tp_error) -> tp_code;
+    pub fn tp_request_add_negative_prompt(
+        req: *mut tp_request,
+        negative_prompt: *const c_char,
+        out_err: *mut *mut tp_error,
+    ) -> tp_code;
+    pub fn tp_request_clear_prompts(req: *mut tp_request, out_err: *mut *mut tp_error) -> tp_code;
+    pub fn tp_request_set_images_per_prompt(req: *mut tp_request, count: i32, out_err: *mut *mut tp_error) -> tp_code;
+    pub fn tp_request_set_size(req: *mut tp_request, width: i32, height: i32, out_err: *mut *mut tp_error) -> tp_code;
+    pub fn tp_request_set_steps(req: *mut tp_request, steps: i32, out_err: *mut *mut tp_error) -> tp_code;
+    pub fn tp_request_set_guidance(req: *mut tp_request, guidance_scale: f64, out_err: *mut *mut tp_error) -> tp_code;
+    pub fn tp_request_set_seed(req: *mut tp_request, seed: u64, out_err: *mut *mut tp_error) -> tp_code;
+    pub fn tp_request_set_max_sequence_length(
+        req: *mut tp_request,
+        tokens: i32,
+        out_err: *mut *mut tp_error,
+    ) -> tp_code;
+    pub fn tp_request_set_option(
+        req: *mut tp_request,
+        key: *const c_char,
+        value: *const c_char,
+        out_err: *mut *mut tp_error,
+    ) -> tp_code;
+    pub fn tp_request_set_progress(
+        req: *mut tp_request,
+        fn_: tp_progress_fn,
+        user_data: *mut c_void,
+        out_err: *mut *mut tp_error,
+    ) -> tp_code;
+    pub fn tp_request_cancel(req: *mut tp_request);
+
+    pub fn tp_pipeline_generate(
+        out: *mut *mut tp_result,
+        pipeline: *mut tp_pipeline,
+        req: *mut tp_request,
+        out_err: *mut *mut tp_error,
+    ) -> tp_code;
+    pub fn tp_result_get_info(
+        out: *mut tp_result_info,
+        result: *const tp_result,
+        out_err: *mut *mut tp_error,
+    ) -> tp_code;
+    pub fn tp_result_get_image(
+        out: *mut tp_image,
+        result: *const tp_result,
+        index: u32,
+        out_err: *mut *mut tp_error,
+    ) -> tp_code;
+    pub fn tp_result_warning(result: *const tp_result, index: u32) -> *const c_char;
+    pub fn tp_result_free(result: *mut tp_result);
+
+    pub fn tp_image_write_png(image: *const tp_image, path: *const c_char, out_err: *mut *mut tp_error) -> tp_code;
+    pub fn tp_image_encode_png(
+        out_size: *mut usize,
+        buffer: *mut u8,
+        capacity: usize,
+        image: *const tp_image,
+        out_err: *mut *mut tp_error,
+    ) -> tp_code;
+
+    // Plans and single models.
+    pub fn tp_registry_plan(
+        out: *mut *mut tp_plan,
+        reg: *const tp_registry,
+        model: *const c_char,
+        out_err: *mut *mut tp_error,
+    ) -> tp_code;
+    pub fn tp_plan_get_info(out: *mut tp_plan_info, plan: *const tp_plan, out_err: *mut *mut tp_error) -> tp_code;
+    pub fn tp_plan_eviction(plan: *const tp_plan, index: u32) -> *const c_char;
+    pub fn tp_plan_free(plan: *mut tp_plan);
+    pub fn tp_registry_info(
+        out: *mut *mut tp_model_list,
+        reg: *const tp_registry,
+        model: *const c_char,
+        out_err: *mut *mut tp_error,
+    ) -> tp_code;
 }

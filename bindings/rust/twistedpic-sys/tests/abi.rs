@@ -4,7 +4,7 @@ use std::ffi::CStr;
 use std::mem::{offset_of, size_of};
 use twistedpic_sys::*;
 
-/// (C expression, the Rust value, the value tp.h v0.1 gives on LP64, measured with cc).
+/// (C expression, the Rust value, the value tp.h gives on LP64 (v0.1 and v0.2 structs; tests/capi/abi_test.c)).
 fn layout() -> Vec<(&'static str, usize, usize)> {
     macro_rules! size {
         ($t:ident = $n:expr) => {
@@ -50,6 +50,35 @@ fn layout() -> Vec<(&'static str, usize, usize)> {
         off!(tp_event.bytes = 32),
         off!(tp_event.bytes_returned = 48),
         off!(tp_event.error = 56),
+        size!(tp_progress = 32),
+        off!(tp_progress.stage = 4),
+        off!(tp_progress.step = 8),
+        off!(tp_progress.steps = 12),
+        off!(tp_progress.elapsed_s = 16),
+        off!(tp_progress.model = 24),
+        size!(tp_image = 24),
+        off!(tp_image.width = 4),
+        off!(tp_image.height = 8),
+        off!(tp_image.stride = 12),
+        off!(tp_image.pixels = 16),
+        size!(tp_result_info = 88),
+        off!(tp_result_info.image_count = 4),
+        off!(tp_result_info.steps = 16),
+        off!(tp_result_info.guidance_scale = 24),
+        off!(tp_result_info.seed = 32),
+        off!(tp_result_info.total_s = 72),
+        off!(tp_result_info.warning_count = 80),
+        size!(tp_plan_info = 64),
+        off!(tp_plan_info.fits = 4),
+        off!(tp_plan_info.from = 12),
+        off!(tp_plan_info.bytes_to_move = 16),
+        off!(tp_plan_info.eviction_count = 48),
+        off!(tp_plan_info.explanation = 56),
+        // Constants with no tp_*_name function to ask the library with.
+        ("TP_STAGE_ENCODE", TP_STAGE_ENCODE as usize, 0),
+        ("TP_STAGE_DENOISE", TP_STAGE_DENOISE as usize, 1),
+        ("TP_STAGE_DECODE", TP_STAGE_DECODE as usize, 2),
+        ("TP_STAGE_WAITING", TP_STAGE_WAITING as usize, 3),
     ]
 }
 

@@ -1,6 +1,21 @@
-//! Safe Rust binding of twistedpic, a registry that keeps diffusion models
-//! resident on a GPU, offloads them to host memory or disk, and hands out
-//! leases. Built over the C ABI (`tp.h`) declared in `twistedpic-sys`.
+//! Safe Rust binding of twistedpic: embeddable text-to-image generation on a
+//! GPU (or the CPU) whose models live in a registry that keeps them resident,
+//! offloads them to host memory or disk, and hands out leases. Built over the
+//! C ABI (`tp.h`) declared in `twistedpic-sys`.
+//!
+//! ```no_run
+//! use twistedpic::{Options, Registry, Request};
+//! let config = r#"{"models": {"tiny": {"path": "models/tiny-sd3", "pipeline_type": "sd3", "dtype": "fp32"}}}"#;
+//! let registry = Registry::from_str(config, Options::new())?;
+//! let pipeline = registry.pipeline("tiny")?;
+//! let request = Request::new().prompt("a red circle on a white background").seed(5);
+//! let images = pipeline.generate(&request)?; // leases each network while it runs
+//! images[0].save("circle.png")?;
+//! println!("{}x{}", images[0].width(), images[0].height());
+//! # Ok::<(), twistedpic::Error>(())
+//! ```
+//!
+//! The registry on its own (a simulated device needs no GPU and no weights):
 //!
 //! ```no_run
 //! use twistedpic::{Options, Registry};
@@ -18,21 +33,35 @@
 //! - [`Lease`] is `Send + Sync` (tp.h: *immutable*) and owns its release. It
 //!   does not borrow the registry: dropping the registry while leases live is
 //!   safe, and the models are freed with the last lease (tp.h, STYLE B6.5).
+//! - [`Pipeline`] is `Send + Sync` (tp.h: *safe*, generate may run on several
+//!   threads at once with distinct requests; each call here makes its own C
+//!   request). It holds the C registry alive through an `Arc`, as tp.h wants
+//!   every pipeline destroyed before its registry: like a lease it may outlive
+//!   the [`Registry`] value, and the registry is destroyed with the last of them.
+//! - [`Request`] is `Send + Sync`: plain settings, a progress closure
+//!   (`FnMut + Send`) behind a mutex, and a [`CancelHandle`]. One request may
+//!   serve several calls, even at once.
+//! - [`CancelHandle`] is `Send + Sync + Clone`: cancel from any thread
+//!   (`tp_request_cancel` is thread-safe).
+//! - [`Image`] owns a copy of its pixels: plain data, `Send + Sync + Clone`.
 //! - Event subscribers run on whichever thread made the transition, possibly
 //!   concurrently, so they are `Fn + Send + Sync`. [`MemoryPolicy`] callbacks
 //!   run one at a time with the registry's lock held, so a policy is `Send` and
-//!   gets `&mut self`. No callback may call into the registry.
+//!   gets `&mut self`. Progress closures run on the thread that called
+//!   generate. No callback may call into the registry.
 //!
 //! # Panics in callbacks
 //! No panic unwinds into C (STYLE B9, as git2-rs `panic.rs`): each callback
 //! runs under `catch_unwind`. A panic caught on a thread that is inside a call
-//! into the library (say, a policy run by `acquire`) is resumed on that thread
-//! when the call returns; a panic on one of the library's own threads is
+//! into the library (say, a policy run by `acquire`, or a progress closure) is
+//! resumed on that thread when the call returns; a panicking progress closure
+//! cancels its call first. A panic on one of the library's own threads is
 //! reported by the panic hook and otherwise ignored. A panicking policy counts
 //! as having no opinion, so the built-in policies decide.
 #![warn(missing_docs)]
 
 mod error;
+mod generate;
 mod panic;
 mod policy;
 mod registry;
@@ -41,8 +70,9 @@ mod vocab;
 use std::ffi::{c_char, CStr, CString};
 
 pub use error::{Error, Result};
+pub use generate::{CancelHandle, Generation, GenerationInfo, Image, Pipeline, Progress, Request, Sizes, Stage};
 pub use policy::{MemoryPolicy, PolicyModel};
-pub use registry::{Event, Lease, ModelInfo, Options, Registry, Stats, SubscriptionId};
+pub use registry::{Event, Lease, ModelInfo, Options, Plan, Registry, Stats, SubscriptionId};
 pub use vocab::{Code, Reason, State, Tier};
 
 /// The library's version, "MAJOR.MINOR.PATCH".

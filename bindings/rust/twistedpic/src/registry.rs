@@ -1,4 +1,4 @@
-//! The registry, its options, leases, model list, statistics and events.
+//! The registry, its options, leases, model list, plans, statistics and events.
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::fmt;
@@ -11,7 +11,7 @@ use std::time::Duration;
 use twistedpic_sys as sys;
 
 use crate::error::check;
-use crate::{c_string, panic, policy, Code, Error, MemoryPolicy, Reason, Result, State, Tier};
+use crate::{c_string, panic, policy, Code, Error, MemoryPolicy, Pipeline, Reason, Result, State, Tier};
 
 /// How to create a [`Registry`]. Settings left alone keep the library's defaults.
 #[derive(Default)]
@@ -19,6 +19,7 @@ pub struct Options {
     simulated_device: Option<u64>,
     preset: Option<String>,
     background_thread: Option<bool>,
+    text_encoder_offload: Option<Tier>,
     policies: Vec<Box<dyn MemoryPolicy>>,
 }
 
@@ -29,8 +30,10 @@ impl Options {
     }
 
     /// Uses a simulated device of `total_bytes` and simulated weights (each
-    /// model's config must give "size_bytes"): for tests, demos and CPU-only
-    /// machines. Required for now: without it creation fails with `Unimplemented`.
+    /// model's config must give "size_bytes"): for tests and demos of the
+    /// registry. Simulated weights run no pipeline. Without it the registry
+    /// loads real safetensors weights onto the CUDA device, or onto the CPU
+    /// (host memory) where no GPU is usable.
     pub fn simulated_device(mut self, total_bytes: u64) -> Self {
         self.simulated_device = Some(total_bytes);
         self
@@ -47,6 +50,16 @@ impl Options {
     /// default) or only in [`Registry::tick`].
     pub fn background_thread(mut self, enabled: bool) -> Self {
         self.background_thread = Some(enabled);
+        self
+    }
+
+    /// Where the text encoders of pipeline models go when their lease ends,
+    /// overriding their policy: [`Tier::Host`] frees the device for the
+    /// denoiser after encoding and brings them back from pinned memory;
+    /// [`Tier::Disk`] drops them. Unset, the policy decides. Another tier
+    /// fails creation with `InvalidArgument`.
+    pub fn text_encoder_offload(mut self, tier: Tier) -> Self {
+        self.text_encoder_offload = Some(tier);
         self
     }
 
@@ -69,6 +82,9 @@ impl Options {
         }
         if let Some(enabled) = self.background_thread {
             check(|err| unsafe { sys::tp_registry_options_set_background_thread(opts.0, enabled.into(), err) })?;
+        }
+        if let Some(tier) = self.text_encoder_offload {
+            check(|err| unsafe { sys::tp_registry_options_set_text_encoder_offload(opts.0, tier.raw(), err) })?;
         }
         for p in self.policies {
             policy::add(opts.0, p)?;
@@ -108,19 +124,35 @@ pub struct SubscriptionId(i32);
 ///
 /// `Send + Sync` (tp.h: thread-safe): share it across threads, e.g. in an `Arc`.
 /// Dropping it destroys the registry; live [`Lease`]s stay valid and free
-/// their models when dropped.
+/// their models when dropped. Live [`Pipeline`]s keep the registry itself
+/// alive (tp.h wants every pipeline destroyed first): it is destroyed with
+/// the last of them.
 pub struct Registry {
-    raw: *mut sys::tp_registry,
+    inner: Arc<RawRegistry>,
+}
+
+/// Owns the tp_registry. Shared by the [`Registry`] and its [`Pipeline`]s
+/// (tp.h: a pipeline must go before its registry), so the C registry is
+/// destroyed when the last of them is dropped.
+pub(crate) struct RawRegistry {
+    pub(crate) raw: *mut sys::tp_registry,
     shared: Arc<Shared>,
 }
 
 // SAFETY: tp.h: "every function taking a tp_registry* may be called from any
-// thread"; tp_registry_destroy runs only in Drop, which has exclusive access.
-unsafe impl Send for Registry {}
-unsafe impl Sync for Registry {}
+// thread"; tp_registry_destroy runs only in Drop, when the last Arc goes, so
+// no other call on it can overlap.
+unsafe impl Send for RawRegistry {}
+unsafe impl Sync for RawRegistry {}
+
+impl Drop for RawRegistry {
+    fn drop(&mut self) {
+        panic::call(|| unsafe { sys::tp_registry_destroy(self.raw) });
+    }
+}
 
 impl Registry {
-    /// Creates a registry from a JSON config (named "<string>" in errors).
+    /// Creates a registry from a JSON config (named `"<string>"` in errors).
     pub fn from_str(config_json: &str, options: Options) -> Result<Self> {
         let json = c_string(config_json, "config_json")?;
         Self::create(options, |out, opts, err| unsafe {
@@ -146,21 +178,19 @@ impl Registry {
         create: impl FnOnce(*mut *mut sys::tp_registry, *mut sys::tp_registry_options, *mut *mut sys::tp_error) -> i32,
     ) -> Result<Self> {
         let opts = options.into_raw()?;
-        let mut registry = Registry { raw: ptr::null_mut(), shared: Arc::default() };
-        check(|err| create(&mut registry.raw, opts.0, err))?;
-        Ok(registry)
+        let mut raw = ptr::null_mut();
+        check(|err| create(&mut raw, opts.0, err))?;
+        Ok(Registry { inner: Arc::new(RawRegistry { raw, shared: Arc::default() }) })
+    }
+
+    fn raw(&self) -> *mut sys::tp_registry {
+        self.inner.raw
     }
 
     /// A snapshot of every configured model, in config order.
     pub fn list(&self) -> Result<Vec<ModelInfo>> {
-        struct List(*mut sys::tp_model_list);
-        impl Drop for List {
-            fn drop(&mut self) {
-                unsafe { sys::tp_model_list_free(self.0) }
-            }
-        }
         let mut list = List(ptr::null_mut());
-        check(|err| unsafe { sys::tp_registry_list(&mut list.0, self.raw, err) })?;
+        check(|err| unsafe { sys::tp_registry_list(&mut list.0, self.raw(), err) })?;
         (0..unsafe { sys::tp_model_list_count(list.0) })
             .map(|index| {
                 // SAFETY: plain data; struct_size is set as tp_model_list_get requires.
@@ -172,19 +202,75 @@ impl Registry {
             .collect()
     }
 
+    /// One model's row, as in [`Registry::list`]. `NotFound` for an unknown model.
+    pub fn info(&self, model: &str) -> Result<ModelInfo> {
+        let name = c_string(model, "model")?;
+        let mut list = List(ptr::null_mut());
+        check(|err| unsafe { sys::tp_registry_info(&mut list.0, self.raw(), name.as_ptr(), err) })?;
+        // SAFETY: plain data; struct_size is set as tp_model_list_get requires.
+        let mut row: sys::tp_model_info = unsafe { zeroed() };
+        row.struct_size = size_of::<sys::tp_model_info>() as u32;
+        check(|err| unsafe { sys::tp_model_list_get(&mut row, list.0, 0, err) })?;
+        Ok(unsafe { ModelInfo::from_raw(&row) })
+    }
+
+    /// What acquiring `model` would do now (a dry run of its admission).
+    /// `NotFound` for an unknown model.
+    pub fn plan(&self, model: &str) -> Result<Plan> {
+        struct RawPlan(*mut sys::tp_plan);
+        impl Drop for RawPlan {
+            fn drop(&mut self) {
+                unsafe { sys::tp_plan_free(self.0) }
+            }
+        }
+        let name = c_string(model, "model")?;
+        let mut plan = RawPlan(ptr::null_mut());
+        check(|err| unsafe { sys::tp_registry_plan(&mut plan.0, self.raw(), name.as_ptr(), err) })?;
+        // SAFETY: plain data; struct_size is set as tp_plan_get_info requires.
+        let mut info: sys::tp_plan_info = unsafe { zeroed() };
+        info.struct_size = size_of::<sys::tp_plan_info>() as u32;
+        check(|err| unsafe { sys::tp_plan_get_info(&mut info, plan.0, err) })?;
+        Ok(Plan {
+            fits: info.fits != 0,
+            resident: info.resident != 0,
+            from: Tier::from_raw(info.from),
+            bytes_to_move: info.bytes_to_move,
+            needed_bytes: info.needed_bytes,
+            free_bytes: info.free_bytes,
+            bytes_evicted: info.bytes_evicted,
+            evictions: (0..info.eviction_count)
+                .map(|i| unsafe { crate::owned_str(sys::tp_plan_eviction(plan.0, i)) })
+                .collect(),
+            explanation: unsafe { crate::owned_str(info.explanation) },
+        })
+    }
+
+    /// A text-to-image pipeline of the configured model `name` (one with a
+    /// `pipeline_type`). Loads no weights: each generate call leases the
+    /// networks it needs. `NotFound` for an unknown model, `InvalidArgument`
+    /// for a model that is not a pipeline, `Unimplemented` for an unsupported
+    /// pipeline type. The pipeline keeps the C registry alive (see [`Registry`]).
+    pub fn pipeline(&self, name: &str) -> Result<Pipeline> {
+        let c_name = c_string(name, "name")?;
+        let mut raw = ptr::null_mut();
+        check(|err| unsafe { sys::tp_pipeline_create(&mut raw, self.raw(), c_name.as_ptr(), err) })?;
+        // SAFETY: a pipeline this call created, of the registry `inner` owns.
+        Ok(unsafe { Pipeline::from_raw(raw, self.inner.clone()) })
+    }
+
     /// Takes a lease on `model`, loading or reloading it first when needed.
     /// `NotFound` for an unknown model; `ResourceExhausted` when it cannot fit.
     pub fn acquire(&self, model: &str) -> Result<Lease> {
         let name = c_string(model, "model")?;
-        let mut lease = Lease { raw: ptr::null_mut(), _shared: self.shared.clone() };
-        check(|err| unsafe { sys::tp_model_acquire(&mut lease.raw, self.raw, name.as_ptr(), err) })?;
+        let mut lease = Lease { raw: ptr::null_mut(), _shared: self.inner.shared.clone() };
+        check(|err| unsafe { sys::tp_model_acquire(&mut lease.raw, self.raw(), name.as_ptr(), err) })?;
         Ok(lease)
     }
 
     /// Loads `model` onto the device without taking a lease.
     pub fn preload(&self, model: &str) -> Result<()> {
         let name = c_string(model, "model")?;
-        check(|err| unsafe { sys::tp_registry_preload(self.raw, name.as_ptr(), err) })
+        check(|err| unsafe { sys::tp_registry_preload(self.raw(), name.as_ptr(), err) })
     }
 
     /// Moves `model` off the device to `tier` ([`Tier::Host`] keeps a pinned
@@ -193,18 +279,18 @@ impl Registry {
     pub fn unload(&self, model: &str, tier: Tier) -> Result<i64> {
         let name = c_string(model, "model")?;
         let mut returned = 0;
-        check(|err| unsafe { sys::tp_registry_unload(&mut returned, self.raw, name.as_ptr(), tier.raw(), err) })?;
+        check(|err| unsafe { sys::tp_registry_unload(&mut returned, self.raw(), name.as_ptr(), tier.raw(), err) })?;
         Ok(returned)
     }
 
     /// Unloads every unleased model to `tier`; `FailedPrecondition` naming those still leased.
     pub fn unload_all(&self, tier: Tier) -> Result<()> {
-        check(|err| unsafe { sys::tp_registry_unload_all(self.raw, tier.raw(), err) })
+        check(|err| unsafe { sys::tp_registry_unload_all(self.raw(), tier.raw(), err) })
     }
 
     /// Applies idle timeouts, pressure and LRU limits now.
     pub fn tick(&self) -> Result<()> {
-        check(|err| unsafe { sys::tp_registry_tick(self.raw, err) })
+        check(|err| unsafe { sys::tp_registry_tick(self.raw(), err) })
     }
 
     /// Registry statistics.
@@ -212,7 +298,7 @@ impl Registry {
         // SAFETY: plain data; struct_size is set as tp_registry_stats requires.
         let mut s: sys::tp_stats = unsafe { zeroed() };
         s.struct_size = size_of::<sys::tp_stats>() as u32;
-        check(|err| unsafe { sys::tp_registry_stats(&mut s, self.raw, err) })?;
+        check(|err| unsafe { sys::tp_registry_stats(&mut s, self.raw(), err) })?;
         Ok(Stats::from_raw(&s))
     }
 
@@ -223,16 +309,17 @@ impl Registry {
         let subscriber = Arc::new(Subscriber(RwLock::new(Some(Box::new(callback)))));
         let user_data = Arc::as_ptr(&subscriber).cast_mut().cast::<c_void>();
         let mut id = 0;
-        check(|err| unsafe { sys::tp_registry_subscribe(&mut id, self.raw, Some(on_event), user_data, err) })?;
-        self.shared.subscribers.lock().unwrap_or_else(PoisonError::into_inner).insert(id, subscriber);
+        check(|err| unsafe { sys::tp_registry_subscribe(&mut id, self.raw(), Some(on_event), user_data, err) })?;
+        self.inner.shared.subscribers.lock().unwrap_or_else(PoisonError::into_inner).insert(id, subscriber);
         Ok(SubscriptionId(id))
     }
 
     /// Stops a subscription. When this returns the callback is not running on
     /// any thread and has been dropped; it must not be called from the callback itself.
     pub fn unsubscribe(&self, id: SubscriptionId) -> Result<()> {
-        check(|err| unsafe { sys::tp_registry_unsubscribe(self.raw, id.0, err) })?;
-        let subscriber = self.shared.subscribers.lock().unwrap_or_else(PoisonError::into_inner).get(&id.0).cloned();
+        check(|err| unsafe { sys::tp_registry_unsubscribe(self.raw(), id.0, err) })?;
+        let subscriber =
+            self.inner.shared.subscribers.lock().unwrap_or_else(PoisonError::into_inner).get(&id.0).cloned();
         if let Some(subscriber) = subscriber {
             // Waits for a delivery still in flight (tp.h allows one after unsubscribe).
             let callback = subscriber.0.write().unwrap_or_else(PoisonError::into_inner).take();
@@ -242,15 +329,9 @@ impl Registry {
     }
 }
 
-impl Drop for Registry {
-    fn drop(&mut self) {
-        panic::call(|| unsafe { sys::tp_registry_destroy(self.raw) });
-    }
-}
-
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Registry").field("raw", &self.raw).finish_non_exhaustive()
+        f.debug_struct("Registry").field("raw", &self.raw()).finish_non_exhaustive()
     }
 }
 
@@ -300,6 +381,38 @@ impl fmt::Debug for Lease {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lease").field("name", &self.name()).field("device_bytes", &self.device_bytes()).finish()
     }
+}
+
+/// Owns a tp_model_list.
+struct List(*mut sys::tp_model_list);
+
+impl Drop for List {
+    fn drop(&mut self) {
+        unsafe { sys::tp_model_list_free(self.0) }
+    }
+}
+
+/// What acquiring a model would do now ([`Registry::plan`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The model can be admitted (after the evictions).
+    pub fits: bool,
+    /// Already on the device: nothing to do.
+    pub resident: bool,
+    /// Where the weights would come from.
+    pub from: Tier,
+    /// The weights' bytes.
+    pub bytes_to_move: u64,
+    /// Weights plus workspace.
+    pub needed_bytes: u64,
+    /// Usable now (free minus headroom, within the budget).
+    pub free_bytes: u64,
+    /// What the evictions would free.
+    pub bytes_evicted: u64,
+    /// The models it would evict.
+    pub evictions: Vec<String>,
+    /// One line for people.
+    pub explanation: String,
 }
 
 /// One row of [`Registry::list`].

@@ -36,9 +36,12 @@ fn bad_config_names_the_field() {
     assert_error(err, Code::InvalidArgument, "<string>: models.a.dtype: unknown dtype 'fp8'");
     let err = Registry::from_str(CONFIG, options(10).preset("warp")).unwrap_err();
     assert_error(err, Code::InvalidArgument, "unknown preset 'warp'");
-    // Real weights (the CUDA or the CPU device): these models have none on disk.
-    let real = Registry::from_str(CONFIG, Options::new()).unwrap();
-    assert_error(real.acquire("b").unwrap_err(), Code::NotFound, "model 'b': model folder '/models/b' does not exist");
+    // Real weights (the CUDA or the CPU device): these models have none on
+    // disk, and the library reads their folders when the registry is created.
+    let err = Registry::from_str(CONFIG, Options::new()).unwrap_err();
+    assert_error(err, Code::NotFound, "model 'a': model 'org/a' is not in the Hugging Face cache");
+    let err = Registry::from_str(r#"{"models": {"b": {"path": "/models/b"}}}"#, Options::new()).unwrap_err();
+    assert_error(err, Code::NotFound, "model 'b': model folder '/models/b' does not exist");
     let err = registry().acquire("a\0b").unwrap_err();
     assert_error(err, Code::InvalidArgument, "NUL");
 }
