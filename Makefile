@@ -87,6 +87,7 @@ bench: setup $(BUILD)/build.ninja
 	python3 scripts/bench.py $(BUILD)
 	$(TP_VENV)/bin/python scripts/bench_weights.py $(BUILD) $(BENCH_GIB)
 	$(TP_VENV)/bin/python scripts/bench_pipeline.py $(BUILD)
+	python3 scripts/bench_overhead.py $(BUILD) --python $(TP_VENV)/bin/python
 
 gpu-check: build
 	bash scripts/gpu_check.sh $(BUILD)

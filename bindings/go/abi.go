@@ -18,6 +18,7 @@ var cLayout = map[string]uintptr{
 	"sizeof(tp_event)":                          unsafe.Sizeof(C.tp_event{}),
 	"offsetof(tp_policy_model.idle_seconds)":    unsafe.Offsetof(C.tp_policy_model{}.idle_seconds),
 	"offsetof(tp_memory_policy_vtable.destroy)": unsafe.Offsetof(C.tp_memory_policy_vtable{}.destroy),
+	"offsetof(tp_memory_policy_vtable.rank_victims)": unsafe.Offsetof(C.tp_memory_policy_vtable{}.rank_victims),
 	"offsetof(tp_model_info.last_error)":        unsafe.Offsetof(C.tp_model_info{}.last_error),
 	"offsetof(tp_stats.evictions)":              unsafe.Offsetof(C.tp_stats{}.evictions),
 	"offsetof(tp_stats.reload_ms_p95)":          unsafe.Offsetof(C.tp_stats{}.reload_ms_p95),

@@ -61,6 +61,51 @@ inline tp_code fail(tp_error** out_err, const Error& e) noexcept {
 using OptionsFactory = Expected<RegistryOptions> (*)();
 extern OptionsFactory default_options;
 
+// The first version's size of each versioned struct (struct_size first): the
+// smallest struct_size the library accepts, frozen forever. Comparing with
+// today's sizeof instead would refuse every existing caller as soon as a field
+// is appended. Each entry names the version that introduced the struct.
+template <class T>
+struct FirstVersion;  // undefined: every versioned struct needs an entry
+#define TP_FIRST_VERSION(type, bytes, version)               \
+  template <>                                                \
+  struct FirstVersion<type> {                                \
+    static constexpr uint32_t size = bytes;                  \
+    static constexpr const char* name = version;             \
+  };                                                         \
+  static_assert(sizeof(type) >= (bytes), #type " shrank below " version)
+TP_FIRST_VERSION(tp_memory_policy_vtable, 32, "v0.1");
+TP_FIRST_VERSION(tp_model_info, 120, "v0.1");
+TP_FIRST_VERSION(tp_stats, 200, "v0.1");
+TP_FIRST_VERSION(tp_event, 64, "v0.1");
+TP_FIRST_VERSION(tp_progress, 32, "v0.2");
+TP_FIRST_VERSION(tp_image, 24, "v0.2");
+TP_FIRST_VERSION(tp_result_info, 88, "v0.2");
+TP_FIRST_VERSION(tp_plan_info, 64, "v0.2");
+#undef TP_FIRST_VERSION
+
+// tp_policy_model has no struct_size: policies given only select_victims
+// (v0.1) walk arrays of v0.1's element size.
+constexpr uint32_t kPolicyModelV01Size = 56;
+static_assert(sizeof(tp_policy_model) >= kPolicyModelV01Size);
+
+// The message for a struct_size below the first version's.
+template <class T>
+std::string struct_size_message(const char* expr, const char* type, uint32_t size) {
+  return std::string(expr) + "->struct_size " + std::to_string(size) + " is below " + FirstVersion<T>::name +
+         "'s " + std::to_string(FirstVersion<T>::size) + "; set it to sizeof(" + type + ")";
+}
+
+// Reads only the caller's prefix of a struct it passes in: a copy of `in`
+// whose fields past in->struct_size (a caller compiled against an older
+// header) are zero, and whose struct_size is the caller's.
+template <class T>
+T read_prefix(const T* in) {
+  T out{};
+  std::memcpy(static_cast<void*>(&out), static_cast<const void*>(in), std::min<size_t>(in->struct_size, sizeof(T)));
+  return out;
+}
+
 // Writes only the caller's prefix (out->struct_size bytes) of `full`, keeping
 // its struct_size.
 template <class T>
@@ -99,11 +144,13 @@ void copy_prefix(T* out, const T& full) {
     if ((h)->magic != kind) return ::tp::capi::fail(out_err, TP_INVALID_ARGUMENT, #h " is not a live " type); \
   } while (0)
 
-// TP_INVALID_ARGUMENT unless a caller's versioned struct is at least v0.1's size.
-#define TP_CHECK_STRUCT_SIZE(expr, type, out_err)                                                       \
-  do {                                                                                                 \
-    if ((expr)->struct_size < sizeof(type))                                                            \
-      return ::tp::capi::fail(out_err, TP_INVALID_ARGUMENT,                                            \
-                  #expr "->struct_size " + std::to_string((expr)->struct_size) + " is below v0.1's " + \
-                      std::to_string(sizeof(type)) + "; set it to sizeof(" #type ")");                 \
+// TP_INVALID_ARGUMENT unless a caller's versioned struct is at least its first
+// version's size (FirstVersion<type>), not today's sizeof: a caller built
+// against an older header passes a shorter struct, and only its prefix is
+// read or written (read_prefix, copy_prefix).
+#define TP_CHECK_STRUCT_SIZE(expr, type, out_err)                                                             \
+  do {                                                                                                        \
+    if ((expr)->struct_size < ::tp::capi::FirstVersion<type>::size)                                           \
+      return ::tp::capi::fail(out_err, TP_INVALID_ARGUMENT,                                                   \
+                              ::tp::capi::struct_size_message<type>(#expr, #type, (expr)->struct_size));      \
   } while (0)

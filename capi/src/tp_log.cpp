@@ -2,6 +2,17 @@
 #include "tp_internal.h"
 #include "twistedpic/log.h"
 
+// Every TP_LOG_* equals its tp::LogLevel.
+#define TP_SAME(c, e) static_assert((c) == static_cast<int32_t>(tp::LogLevel::e), #c " != " #e)
+TP_SAME(TP_LOG_TRACE, kTrace);
+TP_SAME(TP_LOG_DEBUG, kDebug);
+TP_SAME(TP_LOG_INFO, kInfo);
+TP_SAME(TP_LOG_WARN, kWarn);
+TP_SAME(TP_LOG_ERROR, kError);
+TP_SAME(TP_LOG_CRITICAL, kCritical);
+TP_SAME(TP_LOG_OFF, kOff);
+#undef TP_SAME
+
 extern "C" tp_code tp_set_log_callback(tp_log_fn fn, void* user_data, int32_t min_level, tp_error** out_err) {
   TP_CAPI_BEGIN
   if (min_level < TP_LOG_TRACE || min_level > TP_LOG_OFF)

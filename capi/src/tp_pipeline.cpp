@@ -310,11 +310,19 @@ void tp_result_free(tp_result* result) {
 
 namespace {
 
+// Every TP_STAGE_* equals its tp::Stage.
+static_assert(TP_STAGE_ENCODE == static_cast<int32_t>(tp::Stage::kEncode));
+static_assert(TP_STAGE_DENOISE == static_cast<int32_t>(tp::Stage::kDenoise));
+static_assert(TP_STAGE_DECODE == static_cast<int32_t>(tp::Stage::kDecode));
+static_assert(TP_STAGE_WAITING == static_cast<int32_t>(tp::Stage::kWaiting));
+
 // A caller's tp_image as a packed tp::Image (a copy: the stride may pad rows).
-tp::Expected<tp::Image> packed(const tp_image* image) {
-  if (image->struct_size < sizeof(tp_image))
-    return tp::invalid_argument("image->struct_size " + std::to_string(image->struct_size) + " is below v0.2's " +
-                                std::to_string(sizeof(tp_image)) + "; set it to sizeof(tp_image)");
+// Only the caller's prefix (struct_size bytes, at least v0.2's) is read.
+tp::Expected<tp::Image> packed(const tp_image* in) {
+  if (in->struct_size < tp::capi::FirstVersion<tp_image>::size)
+    return tp::invalid_argument(tp::capi::struct_size_message<tp_image>("image", "tp_image", in->struct_size));
+  const tp_image prefix = tp::capi::read_prefix(in);
+  const tp_image* image = &prefix;
   if (image->width <= 0 || image->height <= 0 || image->width > tp::kMaxImageSide ||
       image->height > tp::kMaxImageSide)
     return tp::invalid_argument("image is " + std::to_string(image->width) + "x" + std::to_string(image->height) +

@@ -2,7 +2,9 @@
 // Validate -> call C++ -> map Error. No business logic.
 #include <chrono>
 #include <cstring>
+#include <cstddef>
 #include <optional>
+#include <tuple>
 
 #include "tp_internal.h"
 #include "weights/default_options.h"
@@ -33,25 +35,44 @@ class VtablePolicy final : public tp::MemoryPolicy {
   }
   std::string_view name() const override { return "host"; }
 
+  // The host's indices are a ranking, cheapest first: they become evictions in
+  // that order, skipping those the registry would refuse, and stop once the
+  // device bytes taken cover `need` (rank_victims' rule), so a policy that
+  // ranks every candidate costs no more models than needed.
   std::vector<tp::Eviction> select_victims(const tp::RegistryView& view, uint64_t need, tp::Reason reason) override {
-    if (!vt_.select_victims || view.models.empty()) return {};
-    std::vector<tp_policy_model> models(view.models.size());
+    const bool sized = vt_.rank_victims != nullptr;
+    if ((!sized && !vt_.select_victims) || view.models.empty()) return {};
+    // Elements are the library's tp_policy_model for rank_victims (which is
+    // told their size) and v0.1's prefix of it for select_victims.
+    const size_t stride = sized ? sizeof(tp_policy_model) : tp::capi::kPolicyModelV01Size;
+    std::vector<std::byte> array(view.models.size() * stride);
     std::vector<std::string> names(view.models.size());
     for (size_t i = 0; i < view.models.size(); ++i) {
       const tp::ModelView& m = view.models[i];
       names[i] = std::string(m.name);
-      models[i] = tp_policy_model{names[i].c_str(), static_cast<int32_t>(m.state), static_cast<int32_t>(m.tier),
-                                  m.device_bytes, m.host_bytes, m.leases, m.config->pinned ? 1 : 0,
-                                  m.config->priority, m.evictable() ? 1 : 0,
-                                  m.load_count == 0 ? -1.0
-                                                    : std::chrono::duration<double>(view.now - m.last_use).count()};
+      const tp_policy_model row{names[i].c_str(), static_cast<int32_t>(m.state), static_cast<int32_t>(m.tier),
+                                m.device_bytes, m.host_bytes, m.leases, m.config->pinned ? 1 : 0,
+                                m.config->priority, m.evictable() ? 1 : 0,
+                                m.load_count == 0 ? -1.0
+                                                  : std::chrono::duration<double>(view.now - m.last_use).count()};
+      std::memcpy(array.data() + i * stride, &row, std::min(stride, sizeof row));
     }
-    std::vector<uint32_t> picked(models.size());
-    uint32_t n = vt_.select_victims(picked.data(), static_cast<uint32_t>(picked.size()), models.data(),
-                                    static_cast<uint32_t>(models.size()), need, user_data_);
+    const auto* models = reinterpret_cast<const tp_policy_model*>(array.data());
+    const auto count = static_cast<uint32_t>(view.models.size());
+    std::vector<uint32_t> picked(count);
+    uint32_t n = sized ? vt_.rank_victims(picked.data(), count, models, count, static_cast<uint32_t>(stride), need,
+                                          user_data_)
+                       : vt_.select_victims(picked.data(), count, models, count, need, user_data_);
     std::vector<tp::Eviction> out;
-    for (uint32_t i = 0; i < n && i < picked.size(); ++i)
-      if (picked[i] < models.size()) out.push_back({names[picked[i]], tp::Tier::kHost, reason});
+    std::vector<bool> taken(count, false);
+    uint64_t freed = 0;
+    for (uint32_t i = 0; i < n && i < count && freed < need; ++i) {
+      const uint32_t k = picked[i];
+      if (k >= count || taken[k] || !view.models[k].evictable()) continue;
+      taken[k] = true;
+      freed += view.models[k].device_bytes;
+      out.push_back({names[k], tp::Tier::kHost, reason});
+    }
     return out;
   }
 
@@ -135,6 +156,31 @@ tp_code create_registry(tp_registry** out, tp::Expected<tp::RegistryConfig> conf
 
 tp::Tier to_tier(int32_t tier) { return static_cast<tp::Tier>(tier); }
 
+// Reasons this library knows (tp::Reason's values, 0..kReasonCount-1); may
+// exceed TP_REASON_SLOTS, which is frozen at v0.1's 7.
+constexpr int32_t kReasonCount = static_cast<int32_t>(std::tuple_size_v<decltype(tp::RegistryStats::evictions_by_reason)>);
+static_assert(kReasonCount >= TP_REASON_SLOTS, "tp_stats.evictions has v0.1's 7 slots");
+
+// Every TP_* constant equals its tp:: enumerator.
+#define TP_SAME(c, e) static_assert((c) == static_cast<int32_t>(e), #c " != " #e)
+TP_SAME(TP_TIER_DEVICE, tp::Tier::kDevice);
+TP_SAME(TP_TIER_HOST, tp::Tier::kHost);
+TP_SAME(TP_TIER_DISK, tp::Tier::kDisk);
+TP_SAME(TP_STATE_UNLOADED, tp::ModelState::kUnloaded);
+TP_SAME(TP_STATE_LOADING, tp::ModelState::kLoading);
+TP_SAME(TP_STATE_RESIDENT, tp::ModelState::kResident);
+TP_SAME(TP_STATE_OFFLOADED, tp::ModelState::kOffloaded);
+TP_SAME(TP_STATE_UNLOADING, tp::ModelState::kUnloading);
+TP_SAME(TP_STATE_FAILED, tp::ModelState::kFailed);
+TP_SAME(TP_REASON_LAZY, tp::Reason::kLazy);
+TP_SAME(TP_REASON_EAGER, tp::Reason::kEager);
+TP_SAME(TP_REASON_TTL, tp::Reason::kTtl);
+TP_SAME(TP_REASON_LRU, tp::Reason::kLru);
+TP_SAME(TP_REASON_PRESSURE, tp::Reason::kPressure);
+TP_SAME(TP_REASON_EXPLICIT, tp::Reason::kExplicit);
+TP_SAME(TP_REASON_UNLOAD_AFTER, tp::Reason::kUnloadAfter);
+#undef TP_SAME
+
 }  // namespace
 
 extern "C" {
@@ -146,7 +192,7 @@ const char* tp_state_name(int32_t state) {
   return state >= 0 && state <= 5 ? tp::state_name(static_cast<tp::ModelState>(state)).data() : "?";
 }
 const char* tp_reason_name(int32_t reason) {
-  return reason >= 0 && reason < TP_REASON_SLOTS ? tp::reason_name(static_cast<tp::Reason>(reason)).data() : "?";
+  return reason >= 0 && reason < kReasonCount ? tp::reason_name(static_cast<tp::Reason>(reason)).data() : "?";
 }
 
 tp_code tp_registry_options_create(tp_registry_options** out, tp_error** out_err) {
@@ -213,9 +259,11 @@ tp_code tp_registry_options_add_policy(tp_registry_options* opts, const tp_memor
   TP_CHECK_HANDLE(opts, kOptionsMagic, "tp_registry_options", out_err);
   TP_CAPI_REQUIRE(vtable, out_err);
   TP_CHECK_STRUCT_SIZE(vtable, tp_memory_policy_vtable, out_err);
+  // Only the caller's prefix is read: a v0.1 vtable has no rank_victims.
+  const tp_memory_policy_vtable vt = tp::capi::read_prefix(vtable);
   // Nothing may throw once the policy exists: on failure the caller keeps user_data.
   opts->policies.reserve(opts->policies.size() + 1);
-  auto policy = std::make_shared<VtablePolicy>(*vtable, user_data);
+  auto policy = std::make_shared<VtablePolicy>(vt, user_data);
   opts->policies.insert(opts->policies.begin(), std::move(policy));
   return TP_OK;
   TP_CAPI_END(out_err)
@@ -430,6 +478,19 @@ tp_code tp_registry_stats(tp_stats* out, const tp_registry* reg, tp_error** out_
   c.reload_ms_p50 = s.reload_ms.quantile(0.5);
   c.reload_ms_p95 = s.reload_ms.quantile(0.95);
   copy_prefix(out, c);
+  return TP_OK;
+  TP_CAPI_END(out_err)
+}
+
+tp_code tp_registry_evictions(uint64_t* out, const tp_registry* reg, int32_t reason, tp_error** out_err) {
+  TP_CAPI_BEGIN
+  TP_CAPI_REQUIRE(out, out_err);
+  TP_CHECK_HANDLE(reg, kRegistryMagic, "tp_registry", out_err);
+  if (reason < 0 || reason >= kReasonCount)
+    return fail(out_err, TP_INVALID_ARGUMENT,
+                "reason " + std::to_string(reason) + " is not a TP_REASON_* this library knows (0.." +
+                    std::to_string(kReasonCount - 1) + ")");
+  *out = reg->registry->stats().evictions(static_cast<tp::Reason>(reason));
   return TP_OK;
   TP_CAPI_END(out_err)
 }

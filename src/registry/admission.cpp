@@ -51,7 +51,12 @@ Expected<Admission> decide_admission(const RegistryView& view, const ModelView& 
       for (const auto& ev : a.evictions)
         if (m.name == ev.model) m.state = ModelState::kUnloading;
     TP_ASSIGN_OR_RETURN(auto chosen, victims(rest, a.need - a.avail - a.evicted_bytes));
-    for (const auto& ev : chosen) take(ev);
+    // The victims are a ranking, cheapest first: take them in order until
+    // the need is covered, whoever ranked them (a host policy may rank all).
+    for (const auto& ev : chosen) {
+      if (a.avail + a.evicted_bytes >= a.need) break;
+      take(ev);
+    }
   }
   a.fits = a.avail + a.evicted_bytes >= a.need;
   return a;

@@ -18,7 +18,8 @@
 //               leave a shortfall, the victims a VictimOrder names for it
 //               (the registry's: the policy chain's select_victims, falling
 //               back to rank_victims: lowest priority, cheapest to reload,
-//               least recently used first). Only legal ones are kept, each
+//               least recently used first), taken in that order until the
+//               shortfall is covered. Only legal ones are kept, each
 //               once: resident, unleased, unpinned, not the incoming model,
 //               and leaving for the host or disk;
 //   fits      = available + evicted >= need.

@@ -20,12 +20,15 @@ TP_ABI(offsetof(tp_policy_model, evictable) == 44);
 TP_ABI(offsetof(tp_policy_model, idle_seconds) == 48);
 TP_ABI(sizeof(tp_policy_model) == 56);
 
-/* tp_memory_policy_vtable, end of v0.1 */
+/* tp_memory_policy_vtable: v0.1 ended at 32 bytes (still accepted) */
 TP_ABI(offsetof(tp_memory_policy_vtable, struct_size) == 0);
 TP_ABI(offsetof(tp_memory_policy_vtable, select_victims) == 8);
 TP_ABI(offsetof(tp_memory_policy_vtable, on_access) == 16);
 TP_ABI(offsetof(tp_memory_policy_vtable, destroy) == 24);
-TP_ABI(sizeof(tp_memory_policy_vtable) == 32);
+/* end of v0.1 */
+TP_ABI(offsetof(tp_memory_policy_vtable, rank_victims) == 32);
+TP_ABI(sizeof(tp_memory_policy_vtable) == 40);
+/* end of v0.2 */
 
 /* tp_model_info, end of v0.1 */
 TP_ABI(offsetof(tp_model_info, struct_size) == 0);
@@ -51,6 +54,7 @@ TP_ABI(sizeof(tp_model_info) == 120);
 TP_ABI(offsetof(tp_stats, struct_size) == 0);
 TP_ABI(offsetof(tp_stats, hits) == 8);
 TP_ABI(offsetof(tp_stats, evictions) == 64);
+TP_ABI(TP_REASON_SLOTS == 7); /* frozen: tp_stats.evictions never grows */
 TP_ABI(offsetof(tp_stats, bytes_to_device) == 120);
 TP_ABI(offsetof(tp_stats, host_bytes) == 160);
 TP_ABI(offsetof(tp_stats, load_ms_p50) == 168);

@@ -371,4 +371,28 @@ TEST(PipelineCapiTest, APipelineConfigWithAMissingFolderIsRefusedAtCreation) {
   EXPECT_THAT(err.message(), HasSubstr("/nonexistent/sd3"));
 }
 
+TEST(PipelineCapiTest, ImagesAreReadToTheCallersPrefix) {
+  // tp_image as passed in by callers of any version from v0.2: at least 24
+  // bytes; a longer one (a newer header) is read to the library's size.
+  std::vector<uint8_t> pixels(2 * 2 * 3, 200);
+  struct {
+    tp_image img;
+    uint64_t future;
+  } longer{};
+  longer.img = tp_image{sizeof longer, 2, 2, 6, pixels.data()};
+  longer.future = ~0ull;
+  size_t size = 0;
+  Error err;
+  EXPECT_EQ(tp_image_encode_png(&size, nullptr, 0, &longer.img, err.out()), TP_RESOURCE_EXHAUSTED);
+  EXPECT_GT(size, 8u);
+  tp_image v02{24, 2, 2, 6, pixels.data()};
+  size_t size02 = 0;
+  EXPECT_EQ(tp_image_encode_png(&size02, nullptr, 0, &v02, nullptr), TP_RESOURCE_EXHAUSTED);
+  EXPECT_EQ(size02, size);
+  v02.struct_size = 16;
+  EXPECT_EQ(tp_image_encode_png(&size02, nullptr, 0, &v02, err.out()), TP_INVALID_ARGUMENT);
+  EXPECT_THAT(err.message(), HasSubstr("image->struct_size 16 is below v0.2's 24"));
+  EXPECT_EQ(tp_image_write_png(&v02, "/tmp/never.png", err.out()), TP_INVALID_ARGUMENT);
+}
+
 }  // namespace

@@ -177,7 +177,7 @@ void count_destroy(void* user_data) { ++static_cast<PolicyState*>(user_data)->de
 
 TEST(RegistryCapiTest, HostPolicyThroughVtable) {
   PolicyState state;
-  tp_memory_policy_vtable vt{sizeof vt, pick_last_evictable, count_access, count_destroy};
+  tp_memory_policy_vtable vt{sizeof vt, pick_last_evictable, count_access, count_destroy, nullptr};
   tp_registry_options* opts = nullptr;
   ASSERT_EQ(tp_registry_options_create(&opts, nullptr), TP_OK);
   ASSERT_EQ(tp_registry_options_add_policy(opts, &vt, &state, nullptr), TP_OK);
@@ -203,6 +203,184 @@ TEST(RegistryCapiTest, HostPolicyThroughVtable) {
   ASSERT_EQ(tp_registry_options_add_policy(opts, &vt, &unused, nullptr), TP_OK);
   tp_registry_options_destroy(opts);
   EXPECT_EQ(unused.destroyed, 1);
+}
+
+// Ranks every evictable model, last first (c, b, a): more than the need.
+uint32_t rank_all_last_first(uint32_t* out, uint32_t max_out, const tp_policy_model* models, uint32_t count, uint64_t,
+                             void* user_data) {
+  ++static_cast<PolicyState*>(user_data)->selects;
+  uint32_t n = 0;
+  for (uint32_t i = count; i-- > 0;)
+    if (models[i].evictable && n < max_out) out[n++] = i;
+  return n;
+}
+
+struct SizedState {
+  int ranks = 0;
+  int old_calls = 0;
+  uint32_t model_size = 0;
+  std::vector<std::string> seen;
+};
+
+// The same ranking through rank_victims, walking the array by model_size.
+uint32_t rank_sized(uint32_t* out, uint32_t max_out, const tp_policy_model* models, uint32_t count,
+                    uint32_t model_size, uint64_t, void* user_data) {
+  auto* st = static_cast<SizedState*>(user_data);
+  ++st->ranks;
+  st->model_size = model_size;
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < count; ++i) st->seen.emplace_back(TP_POLICY_MODEL_AT(models, model_size, i)->name);
+  for (uint32_t i = count; i-- > 0;)
+    if (TP_POLICY_MODEL_AT(models, model_size, i)->evictable && n < max_out) out[n++] = i;
+  return n;
+}
+uint32_t old_select(uint32_t*, uint32_t, const tp_policy_model*, uint32_t, uint64_t, void* user_data) {
+  ++static_cast<SizedState*>(user_data)->old_calls;
+  return 0;
+}
+
+// a and b resident (8 of 10 GiB), then c (4 GiB) needs 2 GiB more: one victim.
+void fill_then_acquire_c(tp_registry* reg) {
+  for (const char* name : {"a", "b", "c"}) {
+    tp_model* l = nullptr;
+    Error err;
+    ASSERT_EQ(tp_model_acquire(&l, reg, name, err.out()), TP_OK) << err.message();
+    tp_model_release(l);
+  }
+}
+
+TEST(RegistryCapiTest, HostPolicyRankingEvictsOnlyWhatIsNeeded) {
+  // The policy ranks b then a; b alone frees enough, so a stays resident.
+  PolicyState state;
+  tp_memory_policy_vtable vt{};
+  vt.struct_size = sizeof vt;
+  vt.select_victims = rank_all_last_first;
+  vt.destroy = count_destroy;
+  tp_registry_options* opts = nullptr;
+  ASSERT_EQ(tp_registry_options_create(&opts, nullptr), TP_OK);
+  ASSERT_EQ(tp_registry_options_add_policy(opts, &vt, &state, nullptr), TP_OK);
+  tp_registry* reg = make_registry(nullptr, 10 * kGiB, opts);
+  fill_then_acquire_c(reg);
+  EXPECT_EQ(state.selects, 1);
+  EXPECT_EQ(row(reg, "a").state, TP_STATE_RESIDENT);
+  EXPECT_EQ(row(reg, "b").state, TP_STATE_OFFLOADED);
+  EXPECT_EQ(row(reg, "c").state, TP_STATE_RESIDENT);
+  uint64_t pressure = 0;
+  ASSERT_EQ(tp_registry_evictions(&pressure, reg, TP_REASON_PRESSURE, nullptr), TP_OK);
+  EXPECT_EQ(pressure, 1u);
+  tp_registry_destroy(reg);
+  EXPECT_EQ(state.destroyed, 1);
+}
+
+TEST(RegistryCapiTest, RankVictimsWalksTheArrayByItsElementSize) {
+  SizedState st;
+  tp_memory_policy_vtable vt{};
+  vt.struct_size = sizeof vt;
+  vt.select_victims = old_select;  // rank_victims takes precedence
+  vt.rank_victims = rank_sized;
+  tp_registry_options* opts = nullptr;
+  ASSERT_EQ(tp_registry_options_create(&opts, nullptr), TP_OK);
+  ASSERT_EQ(tp_registry_options_add_policy(opts, &vt, &st, nullptr), TP_OK);
+  tp_registry* reg = make_registry(nullptr, 10 * kGiB, opts);
+  fill_then_acquire_c(reg);
+  EXPECT_EQ(st.ranks, 1);
+  EXPECT_EQ(st.old_calls, 0);
+  EXPECT_EQ(st.model_size, sizeof(tp_policy_model));
+  EXPECT_EQ(st.seen, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(row(reg, "a").state, TP_STATE_RESIDENT);
+  EXPECT_EQ(row(reg, "b").state, TP_STATE_OFFLOADED);
+  tp_registry_destroy(reg);
+}
+
+TEST(RegistryCapiTest, V01VtableIsReadOnlyToItsPrefix) {
+  // A v0.1 caller's vtable is 32 bytes; whatever follows it in the caller's
+  // memory is not a rank_victims and must not be called.
+  SizedState st;
+  tp_memory_policy_vtable vt{};
+  vt.struct_size = 32;
+  vt.select_victims = old_select;
+  vt.rank_victims = rank_sized;  // past struct_size: garbage to the library
+  tp_registry_options* opts = nullptr;
+  ASSERT_EQ(tp_registry_options_create(&opts, nullptr), TP_OK);
+  Error err;
+  ASSERT_EQ(tp_registry_options_add_policy(opts, &vt, &st, err.out()), TP_OK) << err.message();
+  tp_registry* reg = make_registry(nullptr, 10 * kGiB, opts);
+  fill_then_acquire_c(reg);
+  EXPECT_EQ(st.old_calls, 1);
+  EXPECT_EQ(st.ranks, 0);
+  tp_registry_destroy(reg);
+  // Below v0.1's 32 is refused, naming the first version's size.
+  ASSERT_EQ(tp_registry_options_create(&opts, nullptr), TP_OK);
+  vt.struct_size = 24;
+  EXPECT_EQ(tp_registry_options_add_policy(opts, &vt, &st, err.out()), TP_INVALID_ARGUMENT);
+  EXPECT_NE(err.message().find("vtable->struct_size 24 is below v0.1's 32"), std::string::npos) << err.message();
+  tp_registry_options_destroy(opts);
+}
+
+TEST(RegistryCapiTest, StructsFromANewerHeaderGetTheLibrarysPrefix) {
+  // A caller built against a later header passes a longer struct: the library
+  // writes what it knows and leaves the rest alone.
+  tp_registry* reg = make_registry();
+  constexpr uint64_t kCanary = 0x5a5a5a5a5a5a5a5aull;
+  struct {
+    tp_stats s;
+    uint64_t future[2];
+  } stats{};
+  stats.s.struct_size = sizeof stats;
+  stats.future[0] = stats.future[1] = kCanary;
+  ASSERT_EQ(tp_registry_stats(&stats.s, reg, nullptr), TP_OK);
+  EXPECT_EQ(stats.s.struct_size, sizeof stats);  // the caller's, kept
+  EXPECT_EQ(stats.future[0], kCanary);
+  EXPECT_EQ(stats.future[1], kCanary);
+  struct {
+    tp_model_info info;
+    uint64_t future;
+  } info{};
+  info.info.struct_size = sizeof info;
+  info.future = kCanary;
+  tp_model_list* list = nullptr;
+  ASSERT_EQ(tp_registry_list(&list, reg, nullptr), TP_OK);
+  ASSERT_EQ(tp_model_list_get(&info.info, list, 0, nullptr), TP_OK);
+  EXPECT_STREQ(info.info.name, "a");
+  EXPECT_EQ(info.future, kCanary);
+  // Exactly the first version's size is enough.
+  tp_model_info v01{};
+  v01.struct_size = 120;
+  EXPECT_EQ(tp_model_list_get(&v01, list, 0, nullptr), TP_OK);
+  v01.struct_size = 119;
+  Error err;
+  EXPECT_EQ(tp_model_list_get(&v01, list, 0, err.out()), TP_INVALID_ARGUMENT);
+  EXPECT_NE(err.message().find("struct_size 119 is below v0.1's 120"), std::string::npos) << err.message();
+  tp_model_list_free(list);
+  tp_registry_destroy(reg);
+}
+
+TEST(RegistryCapiTest, EvictionsByReason) {
+  tp_registry* reg = make_registry();
+  ASSERT_EQ(tp_registry_preload(reg, "a", nullptr), TP_OK);
+  ASSERT_EQ(tp_registry_unload(nullptr, reg, "a", TP_TIER_HOST, nullptr), TP_OK);
+  tp_stats s{};
+  s.struct_size = sizeof s;
+  ASSERT_EQ(tp_registry_stats(&s, reg, nullptr), TP_OK);
+  for (int32_t r = TP_REASON_LAZY; r < TP_REASON_SLOTS; ++r) {
+    uint64_t n = 99;
+    ASSERT_EQ(tp_registry_evictions(&n, reg, r, nullptr), TP_OK) << tp_reason_name(r);
+    EXPECT_EQ(n, s.evictions[r]) << tp_reason_name(r);
+  }
+  uint64_t n = 99;
+  ASSERT_EQ(tp_registry_evictions(&n, reg, TP_REASON_EXPLICIT, nullptr), TP_OK);
+  EXPECT_EQ(n, 1u);
+  // A reason this library does not know is refused (and has no name).
+  Error err;
+  n = 99;
+  EXPECT_EQ(tp_registry_evictions(&n, reg, 1000, err.out()), TP_INVALID_ARGUMENT);
+  EXPECT_NE(err.message().find("reason 1000 is not a TP_REASON_*"), std::string::npos) << err.message();
+  EXPECT_EQ(n, 99u);  // untouched on failure
+  EXPECT_STREQ(tp_reason_name(1000), "?");
+  EXPECT_EQ(tp_registry_evictions(&n, reg, -1, nullptr), TP_INVALID_ARGUMENT);
+  EXPECT_EQ(tp_registry_evictions(nullptr, reg, TP_REASON_LAZY, nullptr), TP_INVALID_ARGUMENT);
+  EXPECT_EQ(tp_registry_evictions(&n, nullptr, TP_REASON_LAZY, nullptr), TP_INVALID_ARGUMENT);
+  tp_registry_destroy(reg);
 }
 
 TEST(RegistryCapiTest, DestroyWithLiveLeaseIsDeferred) {
@@ -296,7 +474,7 @@ TEST(RegistryCapiBadInputTest, WrongHandlesAndParameters) {
   EXPECT_NE(err.message().find("unknown preset 'warp'"), std::string::npos);
   EXPECT_EQ(tp_registry_options_use_simulated_device(opts, 0, nullptr), TP_INVALID_ARGUMENT);
   EXPECT_EQ(tp_registry_options_set_background_thread(opts, 7, nullptr), TP_INVALID_ARGUMENT);
-  tp_memory_policy_vtable small{4, nullptr, nullptr, nullptr};
+  tp_memory_policy_vtable small{4, nullptr, nullptr, nullptr, nullptr};
   EXPECT_EQ(tp_registry_options_add_policy(opts, &small, nullptr, err.out()), TP_INVALID_ARGUMENT);
   EXPECT_NE(err.message().find("struct_size 4 is below"), std::string::npos);
   // Without a simulated device the registry runs real weights, and pipeline

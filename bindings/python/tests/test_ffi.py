@@ -27,7 +27,8 @@ def test_every_function_is_declared_with_its_arity():
 
 def test_every_constant_has_the_header_value():
     constants = dict(re.findall(r"#define\s+(TP_[A-Z_]+)\s+(-?\d+)\s*$", HEADER, flags=re.M))
-    assert set(constants) == set(re.findall(r"#define\s+(TP_\w+)", HEADER)) - {"TP_API"}
+    # Every object-like TP_* macro (function-like ones, such as TP_POLICY_MODEL_AT, are not constants).
+    assert set(constants) == set(re.findall(r"#define\s+(TP_\w+)(?![\w(])", HEADER)) - {"TP_API"}
     assert {n: getattr(_ffi, n, None) for n in constants} == {n: int(v) for n, v in constants.items()}
 
 

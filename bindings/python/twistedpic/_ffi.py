@@ -140,6 +140,8 @@ class tp_policy_model(Structure):
 tp_log_fn = CFUNCTYPE(None, c_int32, c_char_p, c_char_p, c_size_t, c_void_p)
 tp_select_victims_fn = CFUNCTYPE(c_uint32, POINTER(c_uint32), c_uint32, POINTER(tp_policy_model), c_uint32,
                                  c_uint64, c_void_p)
+tp_rank_victims_fn = CFUNCTYPE(c_uint32, POINTER(c_uint32), c_uint32, POINTER(tp_policy_model), c_uint32,
+                               c_uint32, c_uint64, c_void_p)
 tp_on_access_fn = CFUNCTYPE(None, c_char_p, c_void_p)
 tp_destroy_fn = CFUNCTYPE(None, c_void_p)
 
@@ -150,6 +152,7 @@ class tp_memory_policy_vtable(Structure):
         ("select_victims", tp_select_victims_fn),
         ("on_access", tp_on_access_fn),
         ("destroy", tp_destroy_fn),
+        ("rank_victims", tp_rank_victims_fn),  # v0.2; left NULL here (select_victims is used)
     ]
 
 
@@ -275,7 +278,7 @@ class tp_plan_info(Structure):
 
 
 # sizeof() of each struct in the C header on LP64 (x86-64, aarch64); tests/capi static_asserts the same values.
-_C_SIZES_LP64 = {tp_policy_model: 56, tp_memory_policy_vtable: 32, tp_model_info: 120, tp_stats: 200,
+_C_SIZES_LP64 = {tp_policy_model: 56, tp_memory_policy_vtable: 40, tp_model_info: 120, tp_stats: 200,
                  tp_event: 64, tp_progress: 32, tp_image: 24, tp_result_info: 88, tp_plan_info: 64}
 if ctypes.sizeof(c_void_p) == 8:
     for _struct, _size in _C_SIZES_LP64.items():
@@ -339,6 +342,7 @@ tp_registry_unload = _declare("tp_registry_unload", tp_code, POINTER(c_int64), _
 tp_registry_unload_all = _declare("tp_registry_unload_all", tp_code, _reg, c_int32, _err)
 tp_registry_tick = _declare("tp_registry_tick", tp_code, _reg, _err)
 tp_registry_stats = _declare("tp_registry_stats", tp_code, POINTER(tp_stats), _reg, _err)
+tp_registry_evictions = _declare("tp_registry_evictions", tp_code, POINTER(c_uint64), _reg, c_int32, _err)
 tp_registry_subscribe = _declare("tp_registry_subscribe", tp_code, POINTER(c_int32), _reg, tp_event_fn, c_void_p,
                                  _err)
 tp_registry_unsubscribe = _declare("tp_registry_unsubscribe", tp_code, _reg, c_int32, _err)

@@ -154,7 +154,11 @@ TP_API tp_code tp_set_log_callback(tp_log_fn fn, void* user_data, int32_t min_le
 #define TP_REASON_PRESSURE 4
 #define TP_REASON_EXPLICIT 5
 #define TP_REASON_UNLOAD_AFTER 6
-/* Number of reasons known to this header; tp_stats.evictions has this many slots. */
+/*
+ * The number of slots in tp_stats.evictions, frozen at 7 (the v0.1 reasons):
+ * it never grows, so tp_stats keeps its layout. Reasons added later are
+ * counted only by tp_registry_evictions(), which takes any reason.
+ */
 #define TP_REASON_SLOTS 7
 
 /** "device" | "host" | "disk"; "?" otherwise. Static. @threadsafety safe. */
@@ -188,19 +192,32 @@ typedef struct tp_policy_model {
 } tp_policy_model; /* end of v0.1 */
 
 /**
+ * Element `i` of a tp_policy_model array whose elements are `model_size`
+ * bytes apart (the model_size given to rank_victims). Read only the fields
+ * that lie within model_size: `offsetof(tp_policy_model, f) < model_size`.
+ * @since 0.2
+ */
+#define TP_POLICY_MODEL_AT(models, model_size, i) \
+  ((const tp_policy_model*)((const char*)(models) + (size_t)(i) * (size_t)(model_size)))
+
+/**
  * A memory policy implemented by the host. The registry consults it before
  * its built-in policies. The struct is copied by tp_registry_options_add_policy().
  * Callbacks run with the registry's lock held, on any registry thread, one at
  * a time; they must not call into the registry and must not unwind.
  */
 typedef struct tp_memory_policy_vtable {
-  uint32_t struct_size; /* sizeof(tp_memory_policy_vtable) */
+  uint32_t struct_size; /* sizeof(tp_memory_policy_vtable); v0.1's 32 bytes are accepted */
   /**
-   * Chooses models to evict to free at least need_bytes on the device.
+   * Ranks models to evict to free at least need_bytes on the device.
    * Writes up to max_out indices into `models` to out_indices, cheapest first,
-   * and returns how many (0: no opinion, the built-ins decide). Victims move
-   * to the pinned host tier, or to disk when the host budget has no room.
-   * Victims that are not evictable are ignored. May be NULL.
+   * and returns how many (0: no opinion, the built-ins decide). The indices
+   * are a ranking: the registry evicts in that order and stops as soon as the
+   * evicted device bytes cover the need, so a policy may rank every
+   * candidate. Victims move to the pinned host tier, or to disk when the host
+   * budget has no room. Indices that are not evictable are skipped. `models`
+   * is an array of v0.1's 56-byte tp_policy_model. Ignored when
+   * rank_victims is set. May be NULL.
    */
   uint32_t (*select_victims)(uint32_t* out_indices, uint32_t max_out, const tp_policy_model* models, uint32_t count,
                              uint64_t need_bytes, void* user_data);
@@ -213,7 +230,17 @@ typedef struct tp_memory_policy_vtable {
    * tp_registry_options_destroy() if no registry took it. May be NULL.
    */
   void (*destroy)(void* user_data);
-} tp_memory_policy_vtable; /* end of v0.1 */
+  /* end of v0.1 (32 bytes) */
+  /**
+   * As select_victims, for an array of elements `model_size` bytes apart
+   * (sizeof(tp_policy_model) of the library, which may be longer than the
+   * policy's): walk it with TP_POLICY_MODEL_AT(models, model_size, i).
+   * Takes precedence over select_victims. May be NULL.
+   * @since 0.2
+   */
+  uint32_t (*rank_victims)(uint32_t* out_indices, uint32_t max_out, const tp_policy_model* models, uint32_t count,
+                           uint32_t model_size, uint64_t need_bytes, void* user_data);
+} tp_memory_policy_vtable; /* end of v0.2 (40 bytes) */
 
 /* ------------------------------------------------------------------------ */
 /* Registry options. */
@@ -393,7 +420,8 @@ typedef struct tp_stats {
   uint64_t load_failures;
   uint64_t admission_waits;
   uint64_t admission_failures;
-  uint64_t evictions[TP_REASON_SLOTS]; /* indexed by TP_REASON_* */
+  uint64_t evictions[TP_REASON_SLOTS]; /* indexed by TP_REASON_*: the 7 v0.1 reasons only (TP_REASON_SLOTS is
+                                          frozen); tp_registry_evictions() counts every reason */
   uint64_t bytes_to_device;
   uint64_t bytes_to_host;
   uint64_t bytes_returned;
@@ -406,8 +434,22 @@ typedef struct tp_stats {
   double reload_ms_p95;
 } tp_stats; /* end of v0.1 */
 
-/** Fills out (whose struct_size the caller sets; only that prefix is written). @threadsafety safe. */
+/**
+ * Fills out (whose struct_size the caller sets, at least v0.1's 200 bytes;
+ * only that prefix is written). @threadsafety safe.
+ */
 TP_API tp_code tp_registry_stats(tp_stats* out, const tp_registry* reg, tp_error** out_err);
+
+/**
+ * Evictions so far for one reason (TP_REASON_*), including reasons added after
+ * v0.1, which tp_stats.evictions has no slot for.
+ * @param[out] out the count.
+ * @return TP_INVALID_ARGUMENT for a reason this library does not know
+ *   (tp_reason_name() gives "?" for it), so a host can detect a new reason.
+ * @threadsafety safe.
+ * @since 0.2
+ */
+TP_API tp_code tp_registry_evictions(uint64_t* out, const tp_registry* reg, int32_t reason, tp_error** out_err);
 
 /** One residency transition, borrowed for the duration of the callback. */
 typedef struct tp_event {

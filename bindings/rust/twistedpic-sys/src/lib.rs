@@ -150,6 +150,19 @@ pub struct tp_memory_policy_vtable {
     >,
     pub on_access: Option<unsafe extern "C" fn(model: *const c_char, user_data: *mut c_void)>,
     pub destroy: Option<unsafe extern "C" fn(user_data: *mut c_void)>,
+    // end of v0.1 (32 bytes)
+    /// v0.2: `select_victims` over elements `model_size` bytes apart; takes precedence when set.
+    pub rank_victims: Option<
+        unsafe extern "C" fn(
+            out_indices: *mut u32,
+            max_out: u32,
+            models: *const tp_policy_model,
+            count: u32,
+            model_size: u32,
+            need_bytes: u64,
+            user_data: *mut c_void,
+        ) -> u32,
+    >,
 }
 
 /// One row of a `tp_model_list`; strings are owned by the list.
@@ -381,6 +394,12 @@ extern "C" {
     pub fn tp_registry_unload_all(reg: *mut tp_registry, tier: i32, out_err: *mut *mut tp_error) -> tp_code;
     pub fn tp_registry_tick(reg: *mut tp_registry, out_err: *mut *mut tp_error) -> tp_code;
     pub fn tp_registry_stats(out: *mut tp_stats, reg: *const tp_registry, out_err: *mut *mut tp_error) -> tp_code;
+    pub fn tp_registry_evictions(
+        out: *mut u64,
+        reg: *const tp_registry,
+        reason: i32,
+        out_err: *mut *mut tp_error,
+    ) -> tp_code;
 
     pub fn tp_registry_subscribe(
         out_id: *mut i32,

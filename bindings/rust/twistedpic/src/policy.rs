@@ -78,6 +78,7 @@ static VTABLE: sys::tp_memory_policy_vtable = sys::tp_memory_policy_vtable {
     select_victims: Some(select_victims),
     on_access: Some(on_access),
     destroy: Some(destroy),
+    rank_victims: None,
 };
 
 /// Hands `policy` to `opts`, which own it from now on (tp.h: destroy runs exactly once).
