@@ -13,23 +13,14 @@
 #include <thread>
 #include <vector>
 
+#include "support/capi_error.h"
 #include "twistedpic/tp.h"
 
 namespace {
 
 using ::testing::HasSubstr;
 
-struct Error {
-  tp_error* e = nullptr;
-  ~Error() { tp_error_free(e); }
-  tp_error** out() {
-    tp_error_free(e);
-    e = nullptr;
-    return &e;
-  }
-  std::string message() const { return tp_error_message(e); }
-  tp_code code() const { return tp_error_code(e); }
-};
+using Error = CapiError;
 
 std::string config() {
   return std::string(R"({"models": {"tiny": {"path": ")") + TP_DEFAULT_MODEL_DIR + R"(", "pipeline_type": "sd3"}}})";

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "support/capi_error.h"
 #include "twistedpic/tp.h"
 
 namespace {
@@ -23,17 +24,7 @@ const char* kConfig = R"({
   "host_budget_bytes": "16GiB"
 })";
 
-struct Error {
-  tp_error* e = nullptr;
-  ~Error() { tp_error_free(e); }
-  tp_error** out() {
-    tp_error_free(e);
-    e = nullptr;
-    return &e;
-  }
-  std::string message() const { return tp_error_message(e); }
-  tp_code code() const { return tp_error_code(e); }
-};
+using Error = CapiError;
 
 tp_registry* make_registry(const char* preset = nullptr, uint64_t device = 10 * kGiB, tp_registry_options* o = nullptr) {
   tp_registry_options* opts = o;
