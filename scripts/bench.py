@@ -11,10 +11,12 @@ import tempfile
 from pathlib import Path
 
 
-def run(binary: Path, reps: int = 5) -> dict:
+def run(binary: Path, reps: int = 5, extra=(), quiet: bool = False) -> dict:
+    """Each benchmark's median real time in ns, from `reps` repetitions (`extra`: more flags, e.g. a filter)."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         subprocess.run([str(binary), f"--benchmark_repetitions={reps}", "--benchmark_report_aggregates_only=true",
-                        f"--benchmark_out={out.name}", "--benchmark_out_format=json"], check=True)
+                        f"--benchmark_out={out.name}", "--benchmark_out_format=json", *extra], check=True,
+                       stdout=subprocess.DEVNULL if quiet else None)
         data = json.loads(Path(out.name).read_text())
     medians = {}
     for b in data["benchmarks"]:

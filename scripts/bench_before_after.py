@@ -15,24 +15,18 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import bench  # noqa: E402  (scripts/bench.py: Google Benchmark medians)
+
 ACQUIRE = "BM_Registry_AcquireRelease/real_time/threads:1"
 
 
 def acquire_release_ns(build: Path) -> float:
-    with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        subprocess.run([str(build / "bench" / "registry_bench"), f"--benchmark_filter=^{ACQUIRE}$",
-                        "--benchmark_repetitions=3", "--benchmark_report_aggregates_only=true",
-                        f"--benchmark_out={out.name}", "--benchmark_out_format=json"],
-                       check=True, stdout=subprocess.DEVNULL)
-        data = json.loads(Path(out.name).read_text())
-    for b in data["benchmarks"]:
-        if b.get("aggregate_name") == "median":
-            return b["real_time"] * {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}[b["time_unit"]]
-    raise RuntimeError(f"{build}: no median for {ACQUIRE}")
+    return bench.run(build / "bench" / "registry_bench", reps=3, extra=[f"--benchmark_filter=^{ACQUIRE}$"],
+                     quiet=True)[ACQUIRE]
 
 
 def sd3(build: Path, folder: Path, args) -> dict:

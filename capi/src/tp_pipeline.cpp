@@ -32,8 +32,6 @@ struct tp_request {
 struct tp_result {
   uint32_t magic = kResultMagic;
   tp::GenerateResult result;
-  int32_t width = 0, height = 0;
-  uint64_t seed = 0;
 };
 
 namespace {
@@ -141,7 +139,7 @@ tp_code tp_request_clear_prompts(tp_request* req, tp_error** out_err) {
 tp_code tp_request_set_images_per_prompt(tp_request* req, int32_t count, tp_error** out_err) {
   TP_CAPI_BEGIN
   TP_CHECK_REQUEST(req, out_err);
-  if (tp_code c = in_range(out_err, "images_per_prompt", count, 1, 64)) return c;
+  if (tp_code c = in_range(out_err, "images_per_prompt", count, 1, tp::kMaxImagesPerCall)) return c;
   req->request.images_per_prompt = count;
   return TP_OK;
   TP_CAPI_END(out_err)
@@ -161,7 +159,7 @@ tp_code tp_request_set_size(tp_request* req, int32_t width, int32_t height, tp_e
 tp_code tp_request_set_steps(tp_request* req, int32_t steps, tp_error** out_err) {
   TP_CAPI_BEGIN
   TP_CHECK_REQUEST(req, out_err);
-  if (tp_code c = in_range(out_err, "steps", steps, 0, 1000)) return c;
+  if (tp_code c = in_range(out_err, "steps", steps, 0, tp::kMaxSteps)) return c;
   req->request.steps = steps;
   return TP_OK;
   TP_CAPI_END(out_err)
@@ -192,7 +190,7 @@ tp_code tp_request_set_seed(tp_request* req, uint64_t seed, tp_error** out_err) 
 tp_code tp_request_set_max_sequence_length(tp_request* req, int32_t tokens, tp_error** out_err) {
   TP_CAPI_BEGIN
   TP_CHECK_REQUEST(req, out_err);
-  if (tp_code c = in_range(out_err, "max_sequence_length", tokens, 1, 512)) return c;
+  if (tp_code c = in_range(out_err, "max_sequence_length", tokens, 1, tp::kMaxSequenceLength)) return c;
   req->request.max_sequence_length = tokens;
   return TP_OK;
   TP_CAPI_END(out_err)
@@ -244,11 +242,6 @@ tp_code tp_pipeline_generate(tp_result** out, tp_pipeline* pipeline, tp_request*
   if (!generated) return fail(out_err, generated.error());
   auto result = std::make_unique<tp_result>();
   result->result = std::move(*generated);
-  if (!result->result.images.empty()) {
-    result->width = result->result.images[0].width;
-    result->height = result->result.images[0].height;
-  }
-  result->seed = request.seed;
   *out = result.release();
   return TP_OK;
   TP_CAPI_END(out_err)
@@ -263,11 +256,11 @@ tp_code tp_result_get_info(tp_result_info* out, const tp_result* result, tp_erro
   tp_result_info info{};
   info.struct_size = sizeof(tp_result_info);
   info.image_count = static_cast<uint32_t>(r.images.size());
-  info.width = result->width;
-  info.height = result->height;
+  info.width = r.width;
+  info.height = r.height;
   info.steps = r.steps;
   info.guidance_scale = r.guidance_scale;
-  info.seed = result->seed;
+  info.seed = r.seed;
   info.encode_s = r.timings.encode_s;
   info.denoise_s = r.timings.denoise_s;
   info.decode_s = r.timings.decode_s;

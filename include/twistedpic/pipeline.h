@@ -64,6 +64,11 @@ struct ExpandOptions {
 [[nodiscard]] TP_EXPORT Expected<RegistryConfig> expand_pipeline_components(RegistryConfig config,
                                                                            const ExpandOptions& options = {});
 
+// The limits of one generate() call; GenerateRequest's comments refer to them.
+inline constexpr int kMaxSteps = 1000;           // denoising steps
+inline constexpr int kMaxImagesPerCall = 64;     // prompts x images_per_prompt
+inline constexpr int kMaxSequenceLength = 512;   // T5 tokens
+
 // What a generate() call is doing.
 enum class Stage {
   kEncode = 0,   // running the text encoders
@@ -123,8 +128,10 @@ struct GenerateResult {
   GenerateTimings timings;
   std::vector<std::string> warnings;  // e.g. a truncated prompt
   // The settings the call ran with, the model's defaults filled in.
+  int width = 0, height = 0;
   int steps = 0;
   double guidance_scale = 0;
+  uint64_t seed = 0;
 };
 
 struct RunOverrides;  // internal (the parity tests' hook)

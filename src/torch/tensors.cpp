@@ -25,10 +25,13 @@ at::ScalarType scalar_type(DType t) {
   return at::kByte;
 }
 
+at::Device device_of(const TensorWeights& weights) {
+  return weights.device().is_host_memory() ? at::Device(at::kCPU) : at::Device(weights.device().name());
+}
+
 Expected<std::unordered_map<std::string, at::Tensor>> tensor_views(const TensorWeights& weights) {
   if (!weights.on_device()) return failed_precondition("tensor_views: the weights are not on the device");
-  const std::string device_name = weights.device().name();
-  at::Device device = weights.device().is_host_memory() ? at::Device(at::kCPU) : at::Device(device_name);
+  const at::Device device = device_of(weights);
   std::unordered_map<std::string, at::Tensor> out;
   try {
     for (const WeightTensor& t : weights.tensors()) {
@@ -55,8 +58,7 @@ void note_use(const TensorWeights& weights) noexcept {
     return;
   }
   try {
-    const at::Device device(weights.device().name());
-    weights.note_use(c10::cuda::getCurrentCUDAStream(device.index()).stream());
+    weights.note_use(c10::cuda::getCurrentCUDAStream(device_of(weights).index()).stream());
   } catch (const std::exception& e) {
     // Only for a device torch does not know; the legacy default stream is the next best fence.
     TP_LOG(kWarn, "torch", "no current stream for " << weights.device().name() << ": " << e.what());

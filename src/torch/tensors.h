@@ -15,6 +15,9 @@ namespace tp::torch_bridge {
 
 at::ScalarType scalar_type(DType t);
 
+// The torch device of `weights`' arena: kCPU on a host-memory device, else its name ("cuda:0").
+at::Device device_of(const TensorWeights& weights);
+
 // REQUIRES: weights.on_device().
 Expected<std::unordered_map<std::string, at::Tensor>> tensor_views(const TensorWeights& weights);
 

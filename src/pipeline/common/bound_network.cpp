@@ -1,7 +1,5 @@
 #include "pipeline/common/bound_network.h"
 
-#include "torch/tensors.h"
-
 namespace tp::nn {
 
 Expected<const TensorWeights*> lease_tensor_weights(const ModelLease& lease) {
@@ -10,10 +8,6 @@ Expected<const TensorWeights*> lease_tensor_weights(const ModelLease& lease) {
     return failed_precondition("model '" + lease.name() + "' is not backed by real tensors (a simulated backend?)");
   if (!weights->on_device()) return failed_precondition("model '" + lease.name() + "' is not on the device");
   return weights;
-}
-
-at::Device weights_device(const TensorWeights& weights) {
-  return weights.device().is_host_memory() ? at::Device(at::kCPU) : at::Device(weights.device().name());
 }
 
 at::ScalarType weights_dtype(const TensorWeights& weights) {
@@ -25,7 +19,5 @@ std::shared_ptr<const void> use_guard(const TensorWeights& weights) {
   return std::shared_ptr<const void>(
       &weights, [](const void* w) { torch_bridge::note_use(*static_cast<const TensorWeights*>(w)); });
 }
-
-Expected<TensorMap> weight_views(const TensorWeights& weights) { return torch_bridge::tensor_views(weights); }
 
 }  // namespace tp::nn

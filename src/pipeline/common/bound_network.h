@@ -21,6 +21,7 @@
 #include <typeinfo>
 
 #include "pipeline/common/layers.h"
+#include "torch/tensors.h"
 #include "twistedpic/registry.h"
 #include "weights/tensor_weights.h"
 
@@ -42,23 +43,20 @@ struct BoundNetwork {
 // The lease's weights as TensorWeights on the device.
 // Errors: kFailedPrecondition when they are not (a simulated backend).
 Expected<const TensorWeights*> lease_tensor_weights(const ModelLease& lease);
-// Where the weights live, and the dtype they compute in: the configured one
-// (ModelConfig::dtype, the weights' conversion target) when set, else that of
-// their first floating tensor in file order; kFloat when none is floating.
-// Integer tensors never decide it (TensorWeights::compute_dtype).
-at::Device weights_device(const TensorWeights& weights);
+// The dtype the weights compute in: the configured one (ModelConfig::dtype,
+// the weights' conversion target) when set, else that of their first floating
+// tensor in file order; kFloat when none is floating. Integer tensors never
+// decide it (TensorWeights::compute_dtype).
 at::ScalarType weights_dtype(const TensorWeights& weights);
 // Notes the weights' last use when the returned handle's last copy goes.
 std::shared_ptr<const void> use_guard(const TensorWeights& weights);
-// The tensor views of `weights`, for a bind.
-Expected<TensorMap> weight_views(const TensorWeights& weights);
 
 template <class Net, class Config>
 Expected<BoundNetwork<Net>> bind_lease(const ModelLease& lease, const Config& config, const std::string& key) {
   TP_ASSIGN_OR_RETURN(const TensorWeights* w, lease_tensor_weights(lease));
   auto made = w->device_binding(std::string(typeid(Net).name()) + "|" + key,
                                 [&]() -> Expected<TensorWeights::Binding> {
-                                  TP_ASSIGN_OR_RETURN(TensorMap tensors, weight_views(*w));
+                                  TP_ASSIGN_OR_RETURN(TensorMap tensors, torch_bridge::tensor_views(*w));
                                   auto net = Net::bind(config, tensors, "");
                                   if (!net)
                                     return make_error(net.error().code,
@@ -66,7 +64,7 @@ Expected<BoundNetwork<Net>> bind_lease(const ModelLease& lease, const Config& co
                                   return std::make_shared<const Net>(std::move(*net));
                                 });
   if (!made) return tl::unexpected(made.error());
-  return BoundNetwork<Net>{std::static_pointer_cast<const Net>(*made), weights_device(*w), weights_dtype(*w),
+  return BoundNetwork<Net>{std::static_pointer_cast<const Net>(*made), torch_bridge::device_of(*w), weights_dtype(*w),
                            use_guard(*w)};
 }
 

@@ -17,14 +17,19 @@ Status check_request(const GenerateRequest& r, const Settings& s) {
   if (!r.negative_prompts.empty() && r.negative_prompts.size() != 1 && r.negative_prompts.size() != r.prompts.size())
     return invalid_argument("generate: " + std::to_string(r.negative_prompts.size()) + " negative prompts for " +
                             std::to_string(r.prompts.size()) + " prompts (give none, one, or one per prompt)");
-  if (r.images_per_prompt < 1 || r.images_per_prompt > 64)
-    return invalid_argument("generate: images_per_prompt must be in 1..64, not " + std::to_string(r.images_per_prompt));
-  if (r.prompts.size() * static_cast<size_t>(r.images_per_prompt) > 64)
-    return invalid_argument("generate: more than 64 images in one call");
-  if (s.steps < 1 || s.steps > 1000) return invalid_argument("generate: steps must be in 1..1000, not " + std::to_string(s.steps));
+  const std::string max_images = std::to_string(kMaxImagesPerCall);
+  if (r.images_per_prompt < 1 || r.images_per_prompt > kMaxImagesPerCall)
+    return invalid_argument("generate: images_per_prompt must be in 1.." + max_images + ", not " +
+                            std::to_string(r.images_per_prompt));
+  if (r.prompts.size() * static_cast<size_t>(r.images_per_prompt) > static_cast<size_t>(kMaxImagesPerCall))
+    return invalid_argument("generate: more than " + max_images + " images in one call");
+  if (s.steps < 1 || s.steps > kMaxSteps)
+    return invalid_argument("generate: steps must be in 1.." + std::to_string(kMaxSteps) + ", not " +
+                            std::to_string(s.steps));
   if (!std::isfinite(s.guidance_scale)) return invalid_argument("generate: guidance_scale is not a finite number");
-  if (r.max_sequence_length < 1 || r.max_sequence_length > 512)
-    return invalid_argument("generate: max_sequence_length must be in 1..512, not " +
+  if (r.max_sequence_length < 1 || r.max_sequence_length > kMaxSequenceLength)
+    return invalid_argument("generate: max_sequence_length must be in 1.." + std::to_string(kMaxSequenceLength) +
+                            ", not " +
                             std::to_string(r.max_sequence_length));
   return {};
 }

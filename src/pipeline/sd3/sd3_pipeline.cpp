@@ -72,8 +72,11 @@ Expected<GenerateResult> Sd3Runner::run(const GenerateRequest& request, const Ru
   const Sd3Spec& spec = *spec_;
   const TransformerConfig& tcfg = spec.transformer;
 
+  result.width = s.width;
+  result.height = s.height;
   result.steps = s.steps;
   result.guidance_scale = s.guidance_scale;
+  result.seed = request.seed;
   const bool cfg = s.guidance_scale > 1.0;
   const int64_t batch = static_cast<int64_t>(request.prompts.size()) * request.images_per_prompt;
   const std::vector<std::string> texts = nn::texts_to_encode(request, cfg);
