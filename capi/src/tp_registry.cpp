@@ -35,10 +35,9 @@ class VtablePolicy final : public tp::MemoryPolicy {
   }
   std::string_view name() const override { return "host"; }
 
-  // The host's indices are a ranking, cheapest first: they become evictions in
-  // that order, skipping those the registry would refuse, and stop once the
-  // device bytes taken cover `need` (rank_victims' rule), so a policy that
-  // ranks every candidate costs no more models than needed.
+  // The host's indices, a ranking cheapest first, become evictions in that
+  // order; the registry keeps the legal ones until `need` is covered
+  // (take_ranked, registry/admission.h).
   std::vector<tp::Eviction> select_victims(const tp::RegistryView& view, uint64_t need, tp::Reason reason) override {
     const bool sized = vt_.rank_victims != nullptr;
     if ((!sized && !vt_.select_victims) || view.models.empty()) return {};
@@ -64,15 +63,8 @@ class VtablePolicy final : public tp::MemoryPolicy {
                                           user_data_)
                        : vt_.select_victims(picked.data(), count, models, count, need, user_data_);
     std::vector<tp::Eviction> out;
-    std::vector<bool> taken(count, false);
-    uint64_t freed = 0;
-    for (uint32_t i = 0; i < n && i < count && freed < need; ++i) {
-      const uint32_t k = picked[i];
-      if (k >= count || taken[k] || !view.models[k].evictable()) continue;
-      taken[k] = true;
-      freed += view.models[k].device_bytes;
-      out.push_back({names[k], tp::Tier::kHost, reason});
-    }
+    for (uint32_t i = 0; i < n && i < count; ++i)
+      if (picked[i] < count) out.push_back({names[picked[i]], tp::Tier::kHost, reason});
     return out;
   }
 

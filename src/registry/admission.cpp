@@ -19,6 +19,20 @@ bool is_legal_eviction(ModelState state, uint32_t leases, bool pinned, Tier to) 
   return state == ModelState::kResident && leases == 0 && !pinned && to != Tier::kDevice;
 }
 
+std::vector<Eviction> take_ranked(const RegistryView& view, const std::vector<Eviction>& ranking, uint64_t need) {
+  std::vector<Eviction> out;
+  uint64_t freed = 0;
+  for (const auto& ev : ranking) {
+    if (freed >= need) break;
+    const ModelView* m = view.find(ev.model);
+    if (!m || !is_legal_eviction(m->state, m->leases, m->config->pinned, ev.to)) continue;
+    if (std::any_of(out.begin(), out.end(), [&](const Eviction& x) { return x.model == ev.model; })) continue;
+    out.push_back(ev);
+    freed += m->device_bytes;
+  }
+  return out;
+}
+
 Expected<Admission> decide_admission(const RegistryView& view, const ModelView& incoming, const AdmissionBudget& budget,
                                      const std::vector<Eviction>& limit_evictions, const VictimOrder& victims) {
   Admission a;
@@ -51,12 +65,7 @@ Expected<Admission> decide_admission(const RegistryView& view, const ModelView& 
       for (const auto& ev : a.evictions)
         if (m.name == ev.model) m.state = ModelState::kUnloading;
     TP_ASSIGN_OR_RETURN(auto chosen, victims(rest, a.need - a.avail - a.evicted_bytes));
-    // The victims are a ranking, cheapest first: take them in order until
-    // the need is covered, whoever ranked them (a host policy may rank all).
-    for (const auto& ev : chosen) {
-      if (a.avail + a.evicted_bytes >= a.need) break;
-      take(ev);
-    }
+    for (const auto& ev : chosen) take(ev);
   }
   a.fits = a.avail + a.evicted_bytes >= a.need;
   return a;

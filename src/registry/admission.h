@@ -18,8 +18,8 @@
 //               leave a shortfall, the victims a VictimOrder names for it
 //               (the registry's: the policy chain's select_victims, falling
 //               back to rank_victims: lowest priority, cheapest to reload,
-//               least recently used first), taken in that order until the
-//               shortfall is covered. Only legal ones are kept, each
+//               least recently used first; take_ranked() trims a policy's
+//               answer to the shortfall). Only legal ones are kept, each
 //               once: resident, unleased, unpinned, not the incoming model,
 //               and leaving for the host or disk;
 //   fits      = available + evicted >= need.
@@ -72,6 +72,13 @@ bool is_legal_eviction(ModelState state, uint32_t leases, bool pinned, Tier to);
 // Admits `incoming` (a model of `view`, or one shaped like it) into `view`.
 // `limit_evictions` are the policies' enforce_limits() answers; `victims` is
 // asked only when they leave a shortfall. Errors: only the VictimOrder's.
+// A policy's victims are a ranking, cheapest first: the legal ones
+// (is_legal_eviction on `view`), each model once, in that order, until their
+// device bytes cover `need`. The registry applies it to every policy's answer,
+// for admission and for pressure, so a policy that ranks every candidate costs
+// no more models than needed.
+std::vector<Eviction> take_ranked(const RegistryView& view, const std::vector<Eviction>& ranking, uint64_t need);
+
 Expected<Admission> decide_admission(const RegistryView& view, const ModelView& incoming, const AdmissionBudget& budget,
                                      const std::vector<Eviction>& limit_evictions, const VictimOrder& victims);
 

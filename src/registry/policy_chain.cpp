@@ -92,7 +92,7 @@ Expected<std::vector<Eviction>> RegistryState::select_victims(const RegistryView
                                                               Reason reason) const {
   for (const auto& p : chain) {
     TP_ASSIGN_OR_RETURN(auto r, call_host(policy_label(*p), [&] { return p->select_victims(v, need, reason); }));
-    if (!r.empty()) return r;
+    if (!r.empty()) return take_ranked(v, r, need);
   }
   return rank_victims(v, need, reason);
 }

@@ -280,5 +280,24 @@ TEST(AdmissionTest, LegalEvictions) {
   EXPECT_FALSE(is_legal_eviction(ModelState::kOffloaded, 0, false, Tier::kDisk));
 }
 
+// A policy's answer is a ranking: the legal victims are taken in its order,
+// each once, until the need is covered.
+TEST(AdmissionTest, TakeRankedKeepsTheLegalPrefixThatCoversTheNeed) {
+  Books b(0);
+  b.resident("a", 2 * kGiB).resident("b", 2 * kGiB).resident("c", 2 * kGiB);
+  b.add("leased", ModelState::kResident, 2 * kGiB, /*leases=*/1);
+  const std::vector<Eviction> ranking{{"leased", Tier::kHost, Reason::kPressure},  // illegal: skipped
+                                      {"b", Tier::kHost, Reason::kPressure},
+                                      {"b", Tier::kDisk, Reason::kPressure},  // named again: skipped
+                                      {"nope", Tier::kHost, Reason::kPressure},  // unknown: skipped
+                                      {"a", Tier::kHost, Reason::kPressure},
+                                      {"c", Tier::kHost, Reason::kPressure}};
+  std::vector<std::string> taken;
+  for (const auto& ev : take_ranked(b.view, ranking, 3 * kGiB)) taken.push_back(ev.model);
+  EXPECT_EQ(taken, (std::vector<std::string>{"b", "a"}));  // 4 GiB cover 3: c stays
+  EXPECT_TRUE(take_ranked(b.view, ranking, 0).empty());
+  EXPECT_EQ(take_ranked(b.view, ranking, 100 * kGiB).size(), 3u);
+}
+
 }  // namespace
 }  // namespace tp::detail
