@@ -1,38 +1,57 @@
 #!/usr/bin/env bash
-# GPU validation. On a machine with an NVIDIA GPU it runs the gpu-labelled
-# tests for real; without one it runs them in dry mode (they skip cleanly), so
-# CI proves the command works end to end. Writes a JSON and a Markdown report.
+# GPU validation through the GPU bundle (`make gpu-bundle`, scripts/gpu_bundle/). It builds nothing and
+# installs nothing (never scripts/setup.sh: a GPU machine has no network), so it runs where the bundle was
+# carried. With a working NVIDIA driver it runs the bundle for real (GPU mode: a skipped test fails);
+# without one, in dry mode (run.sh --dry-run: everything up to the first CUDA call). Writes, in OUT_DIR:
+# the bundle's logs, the tests' XML reports (gtest's JUnit-style XML), results.txt, report.md (GPU mode),
+# and report.json.
 #
-#   scripts/gpu_check.sh BUILD_DIR [OUT_DIR]
+#   scripts/gpu_check.sh BUNDLE_DIR [OUT_DIR]      (OUT_DIR: relative to the current folder, or absolute)
 set -euo pipefail
-build=${1:-build}
+bundle=${1:?usage: gpu_check.sh BUNDLE_DIR [OUT_DIR]}
 out=${2:-${OUT:-out/gpu-check}}
 mkdir -p "$out"
+out=$(cd "$out" && pwd)  # absolute from here on, whatever the caller gave
+[ -x "$bundle/run.sh" ] || { echo "gpu-check: no bundle at $bundle: run make gpu-bundle (on the build machine) first" >&2; exit 2; }
 
 mode=dry
 smi=""
 if command -v nvidia-smi >/dev/null 2>&1 && smi=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null); then
   mode=gpu
 fi
-echo "gpu-check: mode=$mode ${smi:+($smi)}"
+echo "gpu-check: mode=$mode ${smi:+($smi)} bundle=$bundle out=$out"
 
-junit="$out/gpu-tests.xml"
 set +e
-(cd "$build" && ctest -L gpu --output-on-failure --output-junit "$(realpath -m "../$junit")" 2>&1) | tee "$out/ctest.log"
+if [ $mode = gpu ]; then
+  bash "$bundle/run.sh" --out "$out" ${GPU_CHECK_ARGS:-} 2>&1 | tee "$out/run.log"
+else
+  bash "$bundle/run.sh" --dry-run --out "$out" ${GPU_CHECK_ARGS:-} 2>&1 | tee "$out/run.log"
+fi
 rc=${PIPESTATUS[0]}
 set -e
-passed=$(grep -oE '[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$out/ctest.log" | tail -1 || true)
-skipped=$(grep -c "Skipped" "$out/ctest.log" || true)
 
-python3 - "$out" "$mode" "$smi" "$rc" "$passed" "$skipped" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" <<'PY'
-import json, sys, datetime
-out, mode, smi, rc, passed, skipped, commit = sys.argv[1:]
-report = {"date": datetime.datetime.utcnow().isoformat(timespec="seconds") + "Z", "commit": commit, "mode": mode,
-          "device": smi, "ctest_exit": int(rc), "summary": passed, "skipped": int(skipped)}
+python3 - "$out" "$mode" "$smi" "$rc" "$(sed -n 's/^commit=//p' "$bundle/BUILD_INFO" 2>/dev/null)" <<'PY'
+import glob, json, sys, datetime
+import xml.etree.ElementTree as ET
+out, mode, smi, rc, commit = sys.argv[1:]
+tests = {"tests": 0, "failures": 0, "skipped": 0}
+for path in glob.glob(f"{out}/*.xml"):
+    root = ET.parse(path).getroot()
+    for case in root.iter("testcase"):
+        tests["tests"] += 1
+        tests["failures"] += case.find("failure") is not None
+        tests["skipped"] += case.find("skipped") is not None or case.get("result") == "skipped"
+results = {}
+try:
+    for line in open(f"{out}/results.txt"):
+        if line.startswith("RESULT "):
+            key, _, value = line[7:].partition("=")
+            results[key] = value.split("  #")[0].strip()
+except FileNotFoundError:
+    pass
+report = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "commit": commit or "unknown",
+          "mode": mode, "device": smi, "exit": int(rc), "tests": tests, "results": results}
 open(f"{out}/report.json", "w").write(json.dumps(report, indent=2) + "\n")
-open(f"{out}/report.md", "w").write(
-    f"# gpu-check {report['date']}\n\n- commit: {commit}\n- mode: {mode}\n- device: {smi or 'none'}\n"
-    f"- tests: {passed} ({skipped} skipped)\n")
-print(f"gpu-check: reports in {out}/report.json and {out}/report.md")
+print(f"gpu-check: exit {rc}; reports in {out} (report.json{', report.md' if mode == 'gpu' else ''})")
 PY
 exit "$rc"

@@ -1,4 +1,6 @@
-// GPU tests (label: gpu). Each skips cleanly without a usable CUDA device.
+// GPU tests (label: gpu): the CUDA runtime, the monitor, the convert kernel and
+// the CUDA device. Each skips cleanly without a usable CUDA device, and fails
+// instead in GPU mode (TP_GPU_REQUIRED=1, gpu_test_util.h).
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -11,18 +13,13 @@
 
 #include "cuda/cuda_runtime.h"
 #include "device/device.h"
+#include "gpu/gpu_test_util.h"
 #include "support/weights_test_util.h"
 #include "twistedpic/device_monitor.h"
 #include "weights/tensor_weights.h"
 
 namespace tp {
 namespace {
-
-#define TP_REQUIRE_GPU()                                                     \
-  do {                                                                       \
-    auto n = cuda::device_count();                                           \
-    if (!n) GTEST_SKIP() << "no usable CUDA device: " << n.error().message;  \
-  } while (0)
 
 TEST(CudaMonitorTest, UnavailableWithoutGpuIsAnErrorNotACrash) {
   auto n = cuda::device_count();
