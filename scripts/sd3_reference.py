@@ -10,8 +10,15 @@ For each variant this writes
 
 The C++ pipeline must reproduce every tensor (tests/unit/pipeline/sd3/sd3_parity_test.cpp).
 The variants:
-  plain  SD3 Medium's architecture: joint attention, no qk norm, T5 present.
-  sd35   SD3.5's: qk RMS norm (Large) and dual-attention layers (Medium).
+  plain     SD3 Medium's architecture: joint attention, no qk norm, T5 present.
+  sd35      SD3.5's: qk RMS norm (Large) and dual-attention layers (Medium).
+  fasttest  diffusers' own fast-test folder, built as get_dummy_components() in diffusers'
+            tests/pipelines/stable_diffusion_3/test_pipeline_stable_diffusion_3.py builds it: two
+            byte-identical CLIPs of width 32 (64 side by side) against a joint_attention_dim of 32, which
+            diffusers cuts to 32; patch size 1, a one-block VAE (scale factor 1), a 5-layer ReLU T5.
+            The tokenizers are the project's, as transformers 5's save_pretrained writes them
+            (tokenizer.json only); hf-internal-testing/tiny-random-t5's encoder is rebuilt from its
+            config (no network here), and the CLIPs' vocab_size is our tokenizers' 1500, not 1000.
 Weights are random (seeded), so the images mean nothing; parity is what counts.
 """
 import argparse
@@ -49,6 +56,8 @@ def build(variant: str, out: Path):
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection, T5Config, T5EncoderModel
 
     tok, tok2, tok3 = tokenizers(out)
+    if variant == "fasttest":
+        return build_fasttest(out, tok, tok2, tok3)
     torch.manual_seed({"plain": 1234, "sd35": 5678}.get(variant, 42))
     # bench: SD3.5-Medium-like blocks, small enough for a CPU benchmark at 128x128.
     big = variant == "bench"
@@ -91,6 +100,53 @@ def build(variant: str, out: Path):
         shutil.copytree(out / "tokenizers" / name, out / variant / name, dirs_exist_ok=True)
     # The reference is what loads from disk (in memory, T5's tied embedding may differ from the saved one).
     return StableDiffusion3Pipeline.from_pretrained(out / variant, torch_dtype=torch.float32)
+
+
+def build_fasttest(out: Path, tok, tok2, tok3):
+    """diffusers' SD3 fast-test components (see the module docstring), saved and loaded back."""
+    import torch
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection, T5Config, T5EncoderModel
+
+    torch.manual_seed(0)
+    transformer = SD3Transformer2DModel(
+        sample_size=32, patch_size=1, in_channels=4, num_layers=1, attention_head_dim=8, num_attention_heads=4,
+        caption_projection_dim=32, joint_attention_dim=32, pooled_projection_dim=64, out_channels=4)
+    # diffusers' config but for vocab_size (1000 there): our tokenizers have 1500 ids.
+    clip_config = CLIPTextConfig(bos_token_id=0, eos_token_id=2, hidden_size=32, intermediate_size=37,
+                                 layer_norm_eps=1e-05, num_attention_heads=4, num_hidden_layers=5, pad_token_id=1,
+                                 vocab_size=len(tok), hidden_act="gelu", projection_dim=32)
+    torch.manual_seed(0)
+    text_encoder = CLIPTextModelWithProjection(clip_config)
+    torch.manual_seed(0)
+    text_encoder_2 = CLIPTextModelWithProjection(clip_config)
+    # hf-internal-testing/tiny-random-t5's encoder, from its config (no network here).
+    torch.manual_seed(0)
+    text_encoder_3 = T5EncoderModel(T5Config(
+        vocab_size=len(tok3), d_model=32, d_kv=8, d_ff=37, num_layers=5, num_heads=4,
+        relative_attention_num_buckets=8, feed_forward_proj="relu", dropout_rate=0.1, layer_norm_epsilon=1e-6,
+        is_encoder_decoder=False, use_cache=False))
+    torch.manual_seed(0)
+    vae = AutoencoderKL(sample_size=32, in_channels=3, out_channels=3, block_out_channels=(4,), layers_per_block=1,
+                        latent_channels=4, norm_num_groups=1, use_quant_conv=False, use_post_quant_conv=False,
+                        shift_factor=0.0609, scaling_factor=1.5035)
+    scheduler = FlowMatchEulerDiscreteScheduler()
+    # Random init leaves norms at one and biases at zero; perturb them so each weight matters, keeping the
+    # two CLIPs identical as diffusers' are (one seed each).
+    with torch.no_grad():
+        torch.manual_seed(99)
+        for m in (text_encoder, text_encoder_3, transformer, vae):
+            for p in m.parameters():
+                p.add_(torch.randn_like(p) * 0.05)
+        text_encoder_2.load_state_dict(text_encoder.state_dict())
+    pipe = StableDiffusion3Pipeline(transformer=transformer, scheduler=scheduler, vae=vae,
+                                    text_encoder=text_encoder, tokenizer=tok, text_encoder_2=text_encoder_2,
+                                    tokenizer_2=tok2, text_encoder_3=text_encoder_3, tokenizer_3=tok3)
+    pipe.save_pretrained(out / "fasttest", safe_serialization=True)
+    for name in ("tokenizer", "tokenizer_2", "tokenizer_3"):  # transformers 5: tokenizer.json only
+        legacy = {"vocab.json", "merges.txt", "spiece.model"} & {p.name for p in (out / "fasttest" / name).iterdir()}
+        assert not legacy, f"save_pretrained wrote {legacy}: fasttest no longer tests tokenizer.json"
+    return StableDiffusion3Pipeline.from_pretrained(out / "fasttest", torch_dtype=torch.float32)
 
 
 def reference(variant: str, out: Path):
@@ -148,7 +204,7 @@ def reference(variant: str, out: Path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)
-    ap.add_argument("--variant", choices=["plain", "sd35", "all", "bench"], default="all")
+    ap.add_argument("--variant", choices=["plain", "sd35", "fasttest", "all", "bench"], default="all")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     # Up to date when made by these scripts with these library versions (build trees share OUT_DIR);
@@ -168,7 +224,7 @@ def main():
         build("bench", args.out)  # a folder only, for scripts/bench_pipeline.py
         stamp_file.write_text(stamp)
         return
-    for v in (["plain", "sd35"] if args.variant == "all" else [args.variant]):
+    for v in (["plain", "sd35", "fasttest"] if args.variant == "all" else [args.variant]):
         reference(v, args.out)
     stamp_file.write_text(stamp)
 

@@ -13,7 +13,10 @@ StableDiffusion3Pipeline does:
     tokenizer(prompt, padding="max_length", max_length=N, truncation=True, add_special_tokens=True)
 
 with CLIPTokenizer (tokenizer, tokenizer_2) and T5TokenizerFast (tokenizer_3),
-for each N in MAX_LENGTHS. OUT_JSON:
+for each N in MAX_LENGTHS. Each tokenizer is also saved by transformers'
+save_pretrained into TOKENIZERS_DIR/saved/<name> (transformers 5 writes only
+tokenizer.json and tokenizer_config.json), loaded back from there, and its
+ids recorded as the runs of "saved/<name>". OUT_JSON:
 
     {"transformers": "5.24.0",
      "prompts": ["<hex of the prompt's bytes>", ...],
@@ -25,6 +28,7 @@ says whether the untruncated encoding was longer than max_length.
 """
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -74,8 +78,16 @@ def main(argv):
     prompts = read_corpus(argv[2])
     texts = [p.decode("utf-8", errors="replace") for p in prompts]
     runs = []
-    for name, lengths in MAX_LENGTHS.items():
+    saved = folder / "saved"
+    for name in MAX_LENGTHS:
         cls = T5TokenizerFast if name == "tokenizer_3" else CLIPTokenizer
+        if (saved / name).exists():
+            shutil.rmtree(saved / name)
+        cls.from_pretrained(str(folder / name)).save_pretrained(str(saved / name))
+        legacy = {"vocab.json", "merges.txt", "spiece.model"} & {p.name for p in (saved / name).iterdir()}
+        assert not legacy, f"save_pretrained wrote {legacy}: the saved folders no longer test tokenizer.json"
+    for name, lengths in [*MAX_LENGTHS.items(), *((f"saved/{k}", v) for k, v in MAX_LENGTHS.items())]:
+        cls = T5TokenizerFast if name.endswith("tokenizer_3") else CLIPTokenizer
         tok = cls.from_pretrained(str(folder / name))
         full = [len(ids) for ids in tok(texts, add_special_tokens=True).input_ids]
         for n in lengths:

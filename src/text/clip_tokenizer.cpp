@@ -213,18 +213,112 @@ int64_t ClipTokenizer::eos_id() const { return impl_->eos; }
 int64_t ClipTokenizer::pad_id() const { return impl_->pad; }
 size_t ClipTokenizer::vocab_size() const { return impl_->vocab.size(); }
 
+// Fills an Impl's vocabulary and merges from the legacy files or tokenizer.json.
+struct ClipTokenizer::Loader {
+  // {"token": id, ...}; `where` names it in messages.
+  static Status vocab(const json& vocab, const std::string& where, Impl* impl) {
+    if (!vocab.is_object()) return invalid_argument(where + " is " + detail::json_type_phrase(vocab) + ", not an object");
+    if (vocab.empty()) return invalid_argument(where + ": no tokens");
+    for (const auto& [token, id] : vocab.items()) {
+      if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > kMaxId)
+        return invalid_argument(where + ": token " + quote(token) + " has id " + quote(id.dump()) +
+                                ", not an integer in [0, 2^31)");
+      impl->vocab.emplace(token, id.get<int64_t>());
+    }
+    return {};
+  }
+
+  // One merge of rank `rank`; a repeated pair takes its last rank, as the
+  // tokenizers library's hash map does.
+  static Status merge(const std::string& left, const std::string& right, uint32_t rank, const std::string& where,
+                      const std::string& vocab_name, Impl* impl) {
+    const std::string merged = left + right;
+    for (const std::string* token : {&left, &right, &merged})
+      if (!impl->vocab.count(*token)) return invalid_argument(where + quote(*token) + " is not in " + vocab_name);
+    impl->merges[pair_key(impl->vocab[left], impl->vocab[right])] = Merge{rank, impl->vocab[merged]};
+    return {};
+  }
+
+  // vocab.json and merges.txt.
+  static Status legacy(const fs::path& folder, Impl* impl) {
+    const fs::path vocab_path = folder / "vocab.json";
+    TP_ASSIGN_OR_RETURN(json vocab, detail::read_json_object_file(vocab_path, kMaxVocabBytes));
+    TP_TRY(Loader::vocab(vocab, vocab_path.string(), impl));
+
+    // merges.txt: an optional "#version..." line, then "left right" per line,
+    // best first (tokenizers' BPE::read_file: one space, nothing else).
+    const fs::path merges_path = folder / "merges.txt";
+    TP_ASSIGN_OR_RETURN(std::string merges, detail::read_text_file(merges_path, kMaxMergesBytes));
+    if (!merges.empty() && merges.back() == '\n') merges.pop_back();
+    uint32_t rank = 0;
+    size_t line_no = 0;
+    for (size_t begin = 0; begin <= merges.size() && !merges.empty();) {
+      size_t end = merges.find('\n', begin);
+      if (end == std::string::npos) end = merges.size();
+      std::string_view line(merges.data() + begin, end - begin);
+      begin = end + 1;
+      ++line_no;
+      if (line.ends_with('\r')) line.remove_suffix(1);
+      if (line.starts_with("#version")) continue;
+      const std::string where = merges_path.string() + ":" + std::to_string(line_no) + ": ";
+      const size_t space = line.find(' ');
+      if (space == std::string_view::npos || space == 0 || space + 1 == line.size() ||
+          line.find(' ', space + 1) != std::string_view::npos)
+        return invalid_argument(where + "want two tokens separated by one space, got " + quote(line));
+      TP_TRY(merge(std::string(line.substr(0, space)), std::string(line.substr(space + 1)), rank++, where,
+                   vocab_path.filename().string(), impl));
+    }
+    return {};
+  }
+
+  // tokenizer.json's BPE model: model.vocab and model.merges (each "left right"
+  // or ["left", "right"]). As transformers' CLIPTokenizer, nothing else of the
+  // file changes the pipeline: the normalizer, pre-tokenizer, end-of-word
+  // suffix ("</w>") and post-processor are CLIP's whatever the file says.
+  static Status from_json(const detail::TokenizerJson& tj, Impl* impl) {
+    const std::string file = tj.origin.string();
+    if (auto type = tj.model.find("type"); type != tj.model.end() && *type != "BPE")
+      return invalid_argument(file + ": model.type is " + quote(type->dump()) + "; a CLIP tokenizer is a 'BPE'");
+    auto vocab = tj.model.find("vocab");
+    if (vocab == tj.model.end()) return invalid_argument(file + ": model has no 'vocab'");
+    TP_TRY(Loader::vocab(*vocab, file + ": model.vocab", impl));
+    auto merges = tj.model.find("merges");
+    if (merges == tj.model.end() || !merges->is_array())
+      return invalid_argument(file + ": model.merges is missing or not an array");
+    for (size_t i = 0; i < merges->size(); ++i) {
+      const json& m = (*merges)[i];
+      const std::string where = file + ": model.merges[" + std::to_string(i) + "]: ";
+      std::string left, right;
+      if (m.is_string()) {
+        const std::string line = m.get<std::string>();
+        const size_t space = line.find(' ');
+        if (space == std::string::npos || line.find(' ', space + 1) != std::string::npos)
+          return invalid_argument(where + "want two tokens separated by one space, got " + quote(line));
+        left = line.substr(0, space);
+        right = line.substr(space + 1);
+      } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+        left = m[0].get<std::string>();
+        right = m[1].get<std::string>();
+      } else {
+        return invalid_argument(where + "want \"left right\" or [\"left\", \"right\"], got " + quote(m.dump()));
+      }
+      TP_TRY(merge(left, right, static_cast<uint32_t>(i), where, "model.vocab", impl));
+    }
+    return {};
+  }
+};
+
 Expected<ClipTokenizer> ClipTokenizer::load(const fs::path& folder) {
   auto impl = std::make_unique<Impl>();
-
-  // vocab.json: {"token": id, ...}
-  const fs::path vocab_path = folder / "vocab.json";
-  TP_ASSIGN_OR_RETURN(json vocab, detail::read_json_object_file(vocab_path, kMaxVocabBytes));
-  if (vocab.empty()) return invalid_argument(vocab_path.string() + ": no tokens");
-  for (const auto& [token, id] : vocab.items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > kMaxId)
-      return invalid_argument(vocab_path.string() + ": token " + quote(token) + " has id " + quote(id.dump()) +
-                              ", not an integer in [0, 2^31)");
-    impl->vocab.emplace(token, id.get<int64_t>());
+  std::vector<detail::AddedTokenSpec> file_tokens;  // tokenizer.json's added tokens
+  std::string vocab_name = "vocab.json";
+  if (detail::use_tokenizer_json(folder, {"vocab.json", "merges.txt"})) {
+    TP_ASSIGN_OR_RETURN(detail::TokenizerJson tj, detail::read_tokenizer_json(folder));
+    TP_TRY(Loader::from_json(tj, impl.get()));
+    file_tokens = std::move(tj.added_tokens);
+    vocab_name = "tokenizer.json";
+  } else {
+    TP_TRY(Loader::legacy(folder, impl.get()));
   }
   const std::array<std::string, 256> chars = byte_characters();
   for (int b = 0; b < 256; ++b) {
@@ -234,45 +328,17 @@ Expected<ClipTokenizer> ClipTokenizer::load(const fs::path& folder) {
     impl->byte_end_id[b] = it == impl->vocab.end() ? -1 : it->second;
   }
 
-  // merges.txt: an optional "#version..." line, then "left right" per line,
-  // best first (tokenizers' BPE::read_file: one space, nothing else).
-  const fs::path merges_path = folder / "merges.txt";
-  TP_ASSIGN_OR_RETURN(std::string merges, detail::read_text_file(merges_path, kMaxMergesBytes));
-  if (!merges.empty() && merges.back() == '\n') merges.pop_back();
-  uint32_t rank = 0;
-  size_t line_no = 0;
-  for (size_t begin = 0; begin <= merges.size() && !merges.empty();) {
-    size_t end = merges.find('\n', begin);
-    if (end == std::string::npos) end = merges.size();
-    std::string_view line(merges.data() + begin, end - begin);
-    begin = end + 1;
-    ++line_no;
-    if (line.ends_with('\r')) line.remove_suffix(1);
-    if (line.starts_with("#version")) continue;
-    const std::string where = merges_path.string() + ":" + std::to_string(line_no) + ": ";
-    const size_t space = line.find(' ');
-    if (space == std::string_view::npos || space == 0 || space + 1 == line.size() ||
-        line.find(' ', space + 1) != std::string_view::npos)
-      return invalid_argument(where + "want two tokens separated by one space, got " + quote(line));
-    const std::string left(line.substr(0, space)), right(line.substr(space + 1)), merged = left + right;
-    for (const std::string* token : {&left, &right, &merged})
-      if (!impl->vocab.count(*token))
-        return invalid_argument(where + quote(*token) + " is not in " + vocab_path.filename().string());
-    // A repeated pair takes its last rank, as tokenizers' hash map does.
-    impl->merges[pair_key(impl->vocab[left], impl->vocab[right])] = Merge{rank++, impl->vocab[merged]};
-  }
-
-  // Special and added tokens.
+  // Special and added tokens: tokenizer.json's, then tokenizer_config.json's.
   detail::SpecialTokenDefaults defaults{"<|startoftext|>", "<|endoftext|>", "<|endoftext|>", "<|endoftext|>"};
   TP_ASSIGN_OR_RETURN(detail::TokenizerConfig config, detail::read_tokenizer_config(folder, defaults));
   std::unordered_map<std::string, int64_t> added;  // content -> id
-  for (const detail::AddedTokenSpec& t : config.added_tokens) {
+  for (const detail::AddedTokenSpec& t : detail::merge_added_tokens(std::move(file_tokens), config.added_tokens)) {
     int64_t id = t.id;
     if (id < 0) {  // a special token not in added_tokens_decoder: its vocabulary id
       auto it = impl->vocab.find(t.content);
       if (it == impl->vocab.end())
         return invalid_argument(config.origin.string() + ": special token " + quote(t.content) + " is not in " +
-                                vocab_path.filename().string());
+                                vocab_name);
       id = it->second;
     }
     added[t.content] = id;

@@ -26,6 +26,7 @@
 #include <sentencepiece_processor.h>
 
 #include <algorithm>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -214,6 +215,37 @@ Expected<ParsedModel> parse_model(std::string_view data) {
   return m;
 }
 
+// A serialized ModelProto for tokenizer.json's Unigram vocab ([piece, score]
+// pairs), piece kUnkId typed UNKNOWN as in a T5 spiece.model, for
+// parse_model() to rewrite like one read from disk. `file` names it in messages.
+Expected<std::string> model_from_tokenizer_json(const nlohmann::json& model, const std::string& file) {
+  if (auto type = model.find("type"); type != model.end() && *type != "Unigram")
+    return invalid_argument(file + ": model.type is " + quote(type->dump()) + "; a T5 tokenizer is a 'Unigram'");
+  auto vocab = model.find("vocab");
+  if (vocab == model.end() || !vocab->is_array())
+    return invalid_argument(file + ": model.vocab is missing or not an array of [piece, score]");
+  std::string proto;
+  for (size_t i = 0; i < vocab->size(); ++i) {
+    const nlohmann::json& e = (*vocab)[i];
+    if (!e.is_array() || e.size() != 2 || !e[0].is_string() || !e[1].is_number())
+      return invalid_argument(file + ": model.vocab[" + std::to_string(i) + "] is " + quote(e.dump()) +
+                              ", not [piece, score]");
+    const float score = static_cast<float>(e[1].get<double>());
+    char bytes[4];
+    std::memcpy(bytes, &score, 4);  // little-endian hosts only, as the charsmap reader
+    std::string piece;
+    put_bytes(&piece, kPieceText, e[0].get<std::string>());
+    put_varint(&piece, (uint64_t{kPieceScore} << 3) | 5);
+    piece.append(bytes, 4);
+    put_varint_field(&piece, kPieceType, i == kUnkId ? kUnknown : kNormal);
+    put_bytes(&proto, kPieces, piece);
+  }
+  std::string trainer;
+  put_varint_field(&trainer, 3, 1);  // model_type: UNIGRAM
+  put_bytes(&proto, kTrainerSpec, trainer);
+  return proto;
+}
+
 // ---- the precompiled normalization map, applied as the tokenizers library does ------
 
 uint32_t load_le32(const char* p) {
@@ -347,11 +379,25 @@ int64_t T5Tokenizer::pad_id() const { return impl_->pad; }
 size_t T5Tokenizer::vocab_size() const { return impl_->vocab_size; }
 
 Expected<T5Tokenizer> T5Tokenizer::load(const fs::path& folder) {
-  const fs::path path = folder / "spiece.model";
-  TP_ASSIGN_OR_RETURN(std::string data, detail::read_text_file(path, kMaxModelBytes));
+  fs::path path = folder / "spiece.model";
+  std::string data, charsmap_blob;
+  std::vector<detail::AddedTokenSpec> file_tokens;  // tokenizer.json's added tokens
+  const bool from_json = detail::use_tokenizer_json(folder, {"spiece.model"});
+  if (from_json) {
+    TP_ASSIGN_OR_RETURN(detail::TokenizerJson tj, detail::read_tokenizer_json(folder));
+    path = tj.origin;
+    TP_ASSIGN_OR_RETURN(data, model_from_tokenizer_json(tj.model, path.string()));
+    charsmap_blob = std::move(tj.precompiled_charsmap);
+    file_tokens = std::move(tj.added_tokens);
+  } else {
+    TP_ASSIGN_OR_RETURN(data, detail::read_text_file(path, kMaxModelBytes));
+  }
   auto parsed = parse_model(data);
   if (!parsed)
-    return make_error(parsed.error().code, path.string() + ": not a usable sentencepiece model: " + parsed.error().message);
+    return make_error(parsed.error().code, path.string() + ": not a usable " +
+                                               (from_json ? "Unigram model" : "sentencepiece model") + ": " +
+                                               parsed.error().message);
+  if (from_json) parsed->charsmap = std::move(charsmap_blob);
   auto impl = std::make_unique<Impl>();
   const auto status = impl->sp.LoadFromSerializedProto(parsed->rewritten);
   if (!status.ok()) return invalid_argument(path.string() + ": not a usable sentencepiece model: " + status.ToString());
@@ -374,7 +420,8 @@ Expected<T5Tokenizer> T5Tokenizer::load(const fs::path& folder) {
   }
   TP_ASSIGN_OR_RETURN(detail::TokenizerConfig config,
                       detail::read_tokenizer_config(folder, {"", "</s>", "<unk>", "<pad>"}));
-  for (const detail::AddedTokenSpec& t : config.added_tokens) {
+  int64_t max_added = -1;
+  for (const detail::AddedTokenSpec& t : detail::merge_added_tokens(std::move(file_tokens), config.added_tokens)) {
     int64_t id = t.id;
     if (id < 0) {
       auto it = ids.find(t.content);
@@ -385,9 +432,10 @@ Expected<T5Tokenizer> T5Tokenizer::load(const fs::path& folder) {
     }
     (t.normalized ? impl->normalized_tokens : impl->raw_tokens).add(t.content, id);
     added[t.content] = id;
+    max_added = std::max(max_added, id);
   }
   const int64_t extra = config.extra_ids.value_or(100);
-  impl->vocab_size = parsed->pieces.size();
+  impl->vocab_size = std::max<size_t>(parsed->pieces.size(), static_cast<size_t>(max_added + 1));
   for (int64_t i = 0; i < extra; ++i) {
     const std::string name = "<extra_id_" + std::to_string(i) + ">";
     if (added.count(name) || ids.count(name)) continue;

@@ -3,7 +3,10 @@
 // ClipTokenizer reads a CLIP BPE folder (tokenizer/ and tokenizer_2/ of a
 // diffusers SD3 folder: vocab.json, merges.txt, tokenizer_config.json);
 // T5Tokenizer reads a T5 sentencepiece folder (tokenizer_3/: spiece.model,
-// tokenizer_config.json). Both give the ids that diffusers'
+// tokenizer_config.json). Where those files are missing, both read
+// tokenizer.json instead (the tokenizers library's format, all that
+// transformers 5's save_pretrained writes besides tokenizer_config.json):
+// a BPE model for CLIP, a Unigram model for T5. Both give the ids that diffusers'
 // StableDiffusion3Pipeline gets from transformers (5.x):
 //
 //   tokenizer(prompt, padding="max_length", max_length=N, truncation=True, add_special_tokens=True).input_ids
@@ -26,7 +29,8 @@
 //
 // Errors from load(): kNotFound naming a missing file ("<folder>/vocab.json:
 // ..."); kInvalidArgument naming the file and the problem for malformed
-// vocab.json, merges.txt ("<folder>/merges.txt:12: ..."), tokenizer_config.json
+// vocab.json, merges.txt ("<folder>/merges.txt:12: ..."), tokenizer.json
+// ("<folder>/tokenizer.json: model.merges[3]: ..."), tokenizer_config.json
 // or spiece.model; kUnimplemented for a valid file that uses a feature these
 // tokenizers do not support (a BPE sentencepiece model, byte fallback, a
 // single_word added token).
@@ -67,10 +71,14 @@ struct TokenizedText {
 // its added tokens.
 class TP_EXPORT ClipTokenizer {
  public:
-  // Reads folder/vocab.json and folder/merges.txt, and the special tokens
-  // (bos, eos, unk, pad and added_tokens_decoder) from
-  // folder/tokenizer_config.json, else folder/special_tokens_map.json; both
-  // are optional. Defaults: bos <|startoftext|>, eos/unk/pad <|endoftext|>.
+  // Reads folder/vocab.json and folder/merges.txt, or, when either is
+  // missing, folder/tokenizer.json (its model's vocab and merges, and its
+  // added_tokens with their ids and flags; like transformers' CLIPTokenizer,
+  // the file's normalizer, pre-tokenizer and post-processor are taken to be
+  // CLIP's). The special tokens' names (bos, eos, unk, pad) and any
+  // added_tokens_decoder come from folder/tokenizer_config.json, else
+  // folder/special_tokens_map.json; both are optional. Defaults: bos
+  // <|startoftext|>, eos/unk/pad <|endoftext|>.
   static Expected<ClipTokenizer> load(const std::filesystem::path& folder);
 
   ClipTokenizer(ClipTokenizer&&) noexcept;
@@ -84,10 +92,11 @@ class TP_EXPORT ClipTokenizer {
   int64_t bos_id() const;
   int64_t eos_id() const;
   int64_t pad_id() const;
-  size_t vocab_size() const;  // entries in vocab.json
+  size_t vocab_size() const;  // entries in vocab.json (or tokenizer.json's model.vocab)
 
  private:
   struct Impl;
+  struct Loader;
   explicit ClipTokenizer(std::unique_ptr<const Impl> impl);
   std::unique_ptr<const Impl> impl_;
 };
@@ -100,8 +109,12 @@ class TP_EXPORT ClipTokenizer {
 // first, as transformers does.
 class TP_EXPORT T5Tokenizer {
  public:
-  // Reads folder/spiece.model and, when present, folder/tokenizer_config.json
-  // (eos_token, pad_token, unk_token, extra_ids; defaults </s>, <pad>, <unk>, 100).
+  // Reads folder/spiece.model, or, without it, folder/tokenizer.json (a
+  // Unigram model's [piece, score] vocab, the Precompiled normalizer's map and
+  // the added tokens; like transformers' T5Tokenizer, the pre-tokenizer is
+  // T5's whitespace split + Metaspace and the unknown id 2, whatever the
+  // file says), and, when present, folder/tokenizer_config.json (eos_token,
+  // pad_token, unk_token, extra_ids; defaults </s>, <pad>, <unk>, 100).
   static Expected<T5Tokenizer> load(const std::filesystem::path& folder);
 
   T5Tokenizer(T5Tokenizer&&) noexcept;
@@ -114,7 +127,7 @@ class TP_EXPORT T5Tokenizer {
 
   int64_t eos_id() const;
   int64_t pad_id() const;
-  size_t vocab_size() const;  // the model's pieces plus the extra ids
+  size_t vocab_size() const;  // the model's pieces plus the extra ids and added tokens
 
  private:
   struct Impl;

@@ -14,6 +14,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 constexpr uint64_t kMaxConfigBytes = 16ull << 20;
+constexpr uint64_t kMaxTokenizerJsonBytes = 64ull << 20;  // T5-XXL's is 2.4 MB, CLIP's 3.6 MB
 constexpr int64_t kMaxId = (int64_t{1} << 31) - 1;
 constexpr int64_t kMaxExtraIds = 100000;
 
@@ -61,6 +62,42 @@ Status read_special(const json& file, const fs::path& path, const char* key, std
     return invalid_argument(where + " is " + json_type_phrase(*it) + ", want a string or an object");
   TP_ASSIGN_OR_RETURN(*out, parse_token_object(*it, true, where));
   return ok_status();
+}
+
+// RFC 4648 base64 (padding optional, no whitespace); nullopt when malformed.
+std::optional<std::string> decode_base64(std::string_view in) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  while (!in.empty() && in.back() == '=') in.remove_suffix(1);
+  if (in.size() % 4 == 1) return std::nullopt;
+  std::string out;
+  out.reserve(in.size() * 3 / 4);
+  uint32_t bits = 0;
+  int count = 0;
+  for (char c : in) {
+    const int v = value(c);
+    if (v < 0) return std::nullopt;
+    bits = (bits << 6) | static_cast<uint32_t>(v);
+    if (++count == 4) {
+      out += static_cast<char>(bits >> 16);
+      out += static_cast<char>(bits >> 8);
+      out += static_cast<char>(bits);
+      bits = 0;
+      count = 0;
+    }
+  }
+  if (count == 2) out += static_cast<char>(bits >> 4);
+  if (count == 3) {
+    out += static_cast<char>(bits >> 10);
+    out += static_cast<char>(bits >> 2);
+  }
+  return out;
 }
 
 }  // namespace
@@ -116,6 +153,74 @@ Expected<TokenizerConfig> read_tokenizer_config(const fs::path& folder, const Sp
     out.extra_ids = extra->get<int64_t>();
   }
   return out;
+}
+
+Expected<TokenizerJson> read_tokenizer_json(const fs::path& folder) {
+  TokenizerJson out;
+  out.origin = folder / "tokenizer.json";
+  const std::string file = out.origin.string();
+  TP_ASSIGN_OR_RETURN(json doc, read_json_object_file(out.origin, kMaxTokenizerJsonBytes));
+  auto model = doc.find("model");
+  if (model == doc.end() || !model->is_object())
+    return invalid_argument(file + ": want a 'model' object");
+  out.model = std::move(*model);
+
+  if (auto added = doc.find("added_tokens"); added != doc.end() && !added->is_null()) {
+    if (!added->is_array())
+      return invalid_argument(file + ": added_tokens is " + json_type_phrase(*added) + ", not an array");
+    for (size_t i = 0; i < added->size(); ++i) {
+      const json& token = (*added)[i];
+      const std::string where = file + ": added_tokens[" + std::to_string(i) + "]";
+      if (!token.is_object()) return invalid_argument(where + " is " + json_type_phrase(token) + ", not an object");
+      auto id = token.find("id");
+      if (id == token.end() || !id->is_number_integer() || id->get<int64_t>() < 0 || id->get<int64_t>() > kMaxId)
+        return invalid_argument(where + ": want an integer 'id' in [0, 2^31)");
+      TP_ASSIGN_OR_RETURN(AddedTokenSpec spec, parse_token_object(token, false, where));
+      spec.id = id->get<int64_t>();
+      out.added_tokens.push_back(std::move(spec));
+    }
+  }
+
+  // The precompiled charsmap, where transformers looks for it.
+  if (auto normalizer = doc.find("normalizer"); normalizer != doc.end() && normalizer->is_object()) {
+    std::vector<const json*> candidates{&*normalizer};
+    if (auto type = normalizer->find("type"); type != normalizer->end() && *type == "Sequence") {
+      candidates.clear();
+      if (auto list = normalizer->find("normalizers"); list != normalizer->end() && list->is_array())
+        for (const json& n : *list) candidates.push_back(&n);
+    }
+    for (const json* n : candidates) {
+      if (!n->is_object() || n->value("type", json()) != "Precompiled") continue;
+      auto map = n->find("precompiled_charsmap");
+      if (map == n->end() || map->is_null()) continue;
+      if (!map->is_string())
+        return invalid_argument(file + ": normalizer.precompiled_charsmap is " + json_type_phrase(*map) +
+                                ", not a string");
+      auto bytes = decode_base64(map->get<std::string>());
+      if (!bytes) return invalid_argument(file + ": normalizer.precompiled_charsmap is not base64");
+      out.precompiled_charsmap = std::move(*bytes);
+      break;
+    }
+  }
+  return out;
+}
+
+bool use_tokenizer_json(const fs::path& folder, std::initializer_list<const char*> legacy) {
+  std::error_code ec;
+  bool complete = true;
+  for (const char* name : legacy) complete = complete && fs::exists(folder / name, ec);
+  return !complete && fs::is_regular_file(folder / "tokenizer.json", ec);
+}
+
+std::vector<AddedTokenSpec> merge_added_tokens(std::vector<AddedTokenSpec> json_tokens,
+                                               const std::vector<AddedTokenSpec>& config) {
+  const size_t listed = json_tokens.size();
+  for (const AddedTokenSpec& t : config) {
+    bool known = false;
+    for (size_t i = 0; i < listed && !known; ++i) known = json_tokens[i].content == t.content;
+    if (!known) json_tokens.push_back(t);
+  }
+  return json_tokens;
 }
 
 }  // namespace tp::detail

@@ -6,10 +6,13 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "support/tokenizer_reference.h"
 #include "support/weights_test_util.h"
@@ -25,9 +28,22 @@ using testing_util::kClipDir;
 using testing_util::kReferenceDir;
 using testing_util::read_file;
 using testing_util::ScratchDir;
+using testing_util::write_file;
 
 TEST(ClipTokenizerReferenceTest, ClipLMatchesTransformers) { expect_parity<ClipTokenizer>("tokenizer"); }
 TEST(ClipTokenizerReferenceTest, ClipGWithPadBangMatchesTransformers) { expect_parity<ClipTokenizer>("tokenizer_2"); }
+
+// Folders written by transformers 5's save_pretrained: tokenizer.json and
+// tokenizer_config.json only.
+TEST(ClipTokenizerReferenceTest, SavedByTransformersMatchesTransformers) {
+  for (const char* name : {"saved/tokenizer", "saved/tokenizer_2"}) {
+    SCOPED_TRACE(name);
+    ASSERT_TRUE(fs::exists(kReferenceDir / name / "tokenizer.json")) << "run the tests through ctest";
+    EXPECT_FALSE(fs::exists(kReferenceDir / name / "vocab.json"));
+    EXPECT_FALSE(fs::exists(kReferenceDir / name / "merges.txt"));
+    expect_parity<ClipTokenizer>(name);
+  }
+}
 
 // The committed copy is what make_tokenizers.py writes today.
 TEST(ClipTokenizerReferenceTest, CommittedClipFolderIsCurrent) {
@@ -156,6 +172,111 @@ TEST(ClipTokenizerErrorTest, MissingFilesAreNotFoundAndNamed) {
   clip = ClipTokenizer::load(scratch.path());
   ASSERT_TRUE(clip) << clip.error().to_string();
   EXPECT_EQ(clip->pad_id(), 1499);
+}
+
+// ---- tokenizer.json, made here from the committed vocab.json and merges.txt -------------
+
+// A tokenizer.json holding the committed folder's vocabulary and merges (as
+// "a b" strings, or as [a, b] pairs as tokenizers >= 0.20 writes them).
+nlohmann::json clip_tokenizer_json(bool pair_merges) {
+  nlohmann::json merges = nlohmann::json::array();
+  const std::string text = read_file(kClipDir / "merges.txt");
+  for (size_t begin = 0; begin < text.size();) {
+    size_t end = text.find('\n', begin);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(begin, end - begin);
+    begin = end + 1;
+    if (line.empty() || line.starts_with("#version")) continue;
+    const size_t space = line.find(' ');
+    if (pair_merges)
+      merges.push_back({line.substr(0, space), line.substr(space + 1)});
+    else
+      merges.push_back(line);
+  }
+  auto token = [](const char* content, int id, bool normalized) {
+    return nlohmann::json{{"id", id},          {"content", content}, {"single_word", false}, {"lstrip", false},
+                          {"rstrip", false},   {"normalized", normalized}, {"special", true}};
+  };
+  return {{"version", "1.0"},
+          {"added_tokens", {token("<|startoftext|>", 1498, true), token("<|endoftext|>", 1499, false)}},
+          {"normalizer", nullptr},
+          {"model",
+           {{"type", "BPE"},
+            {"end_of_word_suffix", "</w>"},
+            {"vocab", nlohmann::json::parse(read_file(kClipDir / "vocab.json"))},
+            {"merges", merges}}}};
+}
+
+TEST(ClipTokenizerJsonTest, TokenizerJsonGivesTheIdsOfVocabAndMerges) {
+  auto legacy = ClipTokenizer::load(kClipDir);
+  ASSERT_TRUE(legacy) << legacy.error().to_string();
+  for (bool pairs : {false, true}) {
+    SCOPED_TRACE(pairs ? "[a, b] merges" : "\"a b\" merges");
+    ScratchDir scratch;
+    write_file(scratch / "tokenizer.json", clip_tokenizer_json(pairs).dump());
+    auto clip = ClipTokenizer::load(scratch.path());
+    ASSERT_TRUE(clip) << clip.error().to_string();
+    EXPECT_EQ(clip->vocab_size(), 1500u);
+    EXPECT_EQ(clip->bos_id(), 1498);
+    EXPECT_EQ(clip->pad_id(), 1499);
+    for (const char* prompt : {"a red circle on a white background", "It's a CAFÉ <|startoftext|>!!", "",
+                               "Łódź 一只猫 😀 <|endoftext|> end"})
+      EXPECT_EQ(clip->encode(prompt).ids, legacy->encode(prompt).ids) << prompt;
+  }
+}
+
+// vocab.json and merges.txt win when both are there; tokenizer.json fills in for either.
+TEST(ClipTokenizerJsonTest, LegacyFilesWinWhenComplete) {
+  ScratchDir scratch;
+  nlohmann::json j = clip_tokenizer_json(false);
+  j["model"]["merges"] = nlohmann::json::array();  // no merges: every byte its own token
+  write_file(scratch / "tokenizer.json", j.dump());
+  fs::copy_file(kClipDir / "vocab.json", scratch / "vocab.json");
+  auto from_json = ClipTokenizer::load(scratch.path());
+  ASSERT_TRUE(from_json) << from_json.error().to_string();
+  EXPECT_EQ(from_json->encode("red").length, 5u);  // r e d</w>
+  fs::copy_file(kClipDir / "merges.txt", scratch / "merges.txt");
+  auto legacy = ClipTokenizer::load(scratch.path());
+  ASSERT_TRUE(legacy) << legacy.error().to_string();
+  EXPECT_EQ(legacy->encode("red").length, 3u);
+}
+
+TEST(ClipTokenizerJsonTest, BadTokenizerJsonIsNamed) {
+  struct Case {
+    const char* what;
+    std::function<void(nlohmann::json&)> edit;
+    ErrorCode code;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"unigram", [](nlohmann::json& j) { j["model"]["type"] = "Unigram"; }, ErrorCode::kInvalidArgument,
+       "model.type is"},
+      {"no merges", [](nlohmann::json& j) { j["model"].erase("merges"); }, ErrorCode::kInvalidArgument,
+       "model.merges is missing"},
+      {"bad merge", [](nlohmann::json& j) { j["model"]["merges"][3] = "a b c"; }, ErrorCode::kInvalidArgument,
+       "model.merges[3]"},
+      {"unknown merge", [](nlohmann::json& j) { j["model"]["merges"][2] = {"zz", "qq"}; },
+       ErrorCode::kInvalidArgument, "model.merges[2]: 'zz' is not in model.vocab"},
+      {"bad id", [](nlohmann::json& j) { j["model"]["vocab"]["a"] = -1; }, ErrorCode::kInvalidArgument,
+       "model.vocab: token 'a' has id"},
+      {"bad added token", [](nlohmann::json& j) { j["added_tokens"][1].erase("id"); }, ErrorCode::kInvalidArgument,
+       "added_tokens[1]: want an integer 'id'"},
+      {"single word", [](nlohmann::json& j) { j["added_tokens"][0]["single_word"] = true; },
+       ErrorCode::kUnimplemented, "single_word"},
+      {"no model", [](nlohmann::json& j) { j.erase("model"); }, ErrorCode::kInvalidArgument, "want a 'model' object"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    ScratchDir scratch;
+    nlohmann::json j = clip_tokenizer_json(true);
+    c.edit(j);
+    write_file(scratch / "tokenizer.json", j.dump());
+    auto clip = ClipTokenizer::load(scratch.path());
+    ASSERT_FALSE(clip);
+    EXPECT_EQ(clip.error().code, c.code);
+    EXPECT_THAT(clip.error().message, HasSubstr((scratch.path() / "tokenizer.json").string()));
+    EXPECT_THAT(clip.error().message, HasSubstr(c.message));
+  }
 }
 
 }  // namespace

@@ -5,6 +5,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +25,56 @@ using testing_util::kReferenceDir;
 using testing_util::ScratchDir;
 
 TEST(T5TokenizerReferenceTest, T5MatchesTransformers) { expect_parity<T5Tokenizer>("tokenizer_3"); }
+
+// A folder written by transformers 5's save_pretrained: tokenizer.json (a
+// Unigram model) and tokenizer_config.json only.
+TEST(T5TokenizerReferenceTest, SavedByTransformersMatchesTransformers) {
+  const std::filesystem::path saved = kReferenceDir / "saved" / "tokenizer_3";
+  ASSERT_TRUE(std::filesystem::exists(saved / "tokenizer.json")) << "run the tests through ctest";
+  EXPECT_FALSE(std::filesystem::exists(saved / "spiece.model"));
+  expect_parity<T5Tokenizer>("saved/tokenizer_3");
+  auto from_json = T5Tokenizer::load(saved);
+  auto legacy = T5Tokenizer::load(kReferenceDir / "tokenizer_3");
+  ASSERT_TRUE(from_json && legacy);
+  EXPECT_EQ(from_json->vocab_size(), legacy->vocab_size());
+  EXPECT_EQ(from_json->eos_id(), 1);
+  EXPECT_EQ(from_json->pad_id(), 0);
+}
+
+// Errors in tokenizer.json name the file and the entry.
+TEST(T5TokenizerReferenceTest, BadTokenizerJsonIsNamed) {
+  const std::filesystem::path saved = kReferenceDir / "saved" / "tokenizer_3";
+  ASSERT_TRUE(std::filesystem::exists(saved / "tokenizer.json")) << "run the tests through ctest";
+  const nlohmann::json good = nlohmann::json::parse(testing_util::read_file(saved / "tokenizer.json"));
+  struct Case {
+    const char* what;
+    std::function<void(nlohmann::json&)> edit;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"bpe", [](nlohmann::json& j) { j["model"]["type"] = "BPE"; }, "model.type is"},
+      {"bad entry", [](nlohmann::json& j) { j["model"]["vocab"][5] = "x"; }, "model.vocab[5]"},
+      {"bad charsmap", [](nlohmann::json& j) { j["normalizer"]["precompiled_charsmap"] = "!!"; },
+       "precompiled_charsmap is not base64"},
+      {"short charsmap", [](nlohmann::json& j) { j["normalizer"]["precompiled_charsmap"] = "AAE="; },
+       "precompiled_charsmap is 2 bytes"},
+      {"two pieces", [](nlohmann::json& j) { j["model"]["vocab"] = nlohmann::json::array({nlohmann::json::array({"<pad>", 0.0}),
+                                                                          nlohmann::json::array({"</s>", 0.0})}); },
+       "want 3 or more"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    ScratchDir scratch;
+    nlohmann::json j = good;
+    c.edit(j);
+    testing_util::write_file(scratch / "tokenizer.json", j.dump());
+    auto t5 = T5Tokenizer::load(scratch.path());
+    ASSERT_FALSE(t5);
+    EXPECT_EQ(t5.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_THAT(t5.error().message, HasSubstr((scratch.path() / "tokenizer.json").string()));
+    EXPECT_THAT(t5.error().message, HasSubstr(c.message));
+  }
+}
 
 TEST(T5TokenizerReferenceTest, EosPadAndTruncation) {
   auto tok = T5Tokenizer::load(kReferenceDir / "tokenizer_3");
