@@ -1,9 +1,12 @@
-// Times twistedpic's SD3 pipeline on a diffusers folder, for
-// scripts/bench_pipeline.py, which times diffusers on the same folder in the
-// same run and prints the ratios.
+// Times twistedpic's pipeline (SD3, or Flux: the folder's model_index.json
+// decides) on a diffusers folder, for scripts/bench_pipeline.py and
+// scripts/flux_bench.py, which time diffusers on the same folder in the same
+// run and print the ratios.
 //
-//   sd3_bench FOLDER WIDTH HEIGHT STEPS REPEATS THREADS
+//   sd3_bench FOLDER WIDTH HEIGHT STEPS REPEATS THREADS [GUIDANCE [MAX_SEQUENCE_LENGTH]]
 //
+// GUIDANCE defaults to 5.0 (SD3's classifier-free guidance; Flux's guidance
+// embedding), MAX_SEQUENCE_LENGTH to 64.
 // Prints one JSON object: the median seconds of one denoising step (between
 // consecutive progress callbacks: the transformer on the guided batch plus
 // the scheduler) and of a whole generation (encode, denoise, decode), after
@@ -33,8 +36,8 @@ int fail(const tp::Error& e) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 7) {
-    std::fprintf(stderr, "usage: sd3_bench FOLDER WIDTH HEIGHT STEPS REPEATS THREADS\n");
+  if (argc < 7 || argc > 9) {
+    std::fprintf(stderr, "usage: sd3_bench FOLDER WIDTH HEIGHT STEPS REPEATS THREADS [GUIDANCE [MAX_SEQUENCE_LENGTH]]\n");
     return 2;
   }
   at::set_num_threads(std::atoi(argv[6]));
@@ -43,6 +46,7 @@ int main(int argc, char** argv) {
   model.name = "bench";
   model.source = argv[1];
   model.dtype = tp::DType::kF32;
+  model.pipeline_type = tp::kDetectPipelineType;
   config.models.push_back(model);
   auto expanded = tp::expand_pipeline_components(config);
   if (!expanded) return fail(expanded.error());
@@ -58,8 +62,8 @@ int main(int argc, char** argv) {
   request.width = std::atoi(argv[2]);
   request.height = std::atoi(argv[3]);
   request.steps = std::atoi(argv[4]);
-  request.guidance_scale = 5.0;
-  request.max_sequence_length = 64;
+  request.guidance_scale = argc > 7 ? std::atof(argv[7]) : 5.0;
+  request.max_sequence_length = argc > 8 ? std::atoi(argv[8]) : 64;
   std::vector<double> step_times, generate_times;
   double last = 0;
   request.on_step = [&](const tp::StepProgress& p) {

@@ -196,7 +196,7 @@ type Request struct {
 	// model's default; 1 or less otherwise turns guidance off.
 	Guidance          float64
 	Seed              uint64 // of the initial noise, as torch.Generator().manual_seed(seed)
-	MaxSequenceLength int    // T5 tokens, 1..512; 0: 256
+	MaxSequenceLength int    // T5 tokens, 1..512; 0: the model's (256 for SD3, 512 for Flux)
 	// Options only some pipeline types have, as text ("true_cfg_scale": "4").
 	// An unknown key fails the call with Unimplemented.
 	Options map[string]string

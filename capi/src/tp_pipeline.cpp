@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string_view>
 
+#include "pipeline/family.h"
 #include "tp_internal.h"
 #include "twistedpic/image.h"
 #include "twistedpic/pipeline.h"
@@ -36,10 +37,11 @@ struct tp_result {
 
 namespace {
 
-// The per-pipeline options implemented so far: none. A family adds its keys
-// (and GenerateRequest carries them) as it implements them; a key unknown to
-// every family is TP_UNIMPLEMENTED.
-bool known_option(std::string_view /*key*/) { return false; }
+// The per-pipeline options: the keys some family reads (PipelineFamily::
+// request_options; Flux's "true_cfg_scale"). A key unknown to every family is
+// TP_UNIMPLEMENTED; one that the pipeline's own type does not read is refused
+// by the generate call.
+bool known_option(std::string_view key) { return tp::known_request_option(key); }
 
 tp_code in_range(tp_error** out_err, const char* what, int64_t v, int64_t lo, int64_t hi) {
   if (v >= lo && v <= hi) return TP_OK;
@@ -203,6 +205,7 @@ tp_code tp_request_set_option(tp_request* req, const char* key, const char* valu
   TP_CAPI_REQUIRE(value, out_err);
   if (!known_option(key))
     return fail(out_err, TP_UNIMPLEMENTED, std::string("option '") + key + "' is not supported by any pipeline type");
+  req->request.options[key] = value;
   return TP_OK;
   TP_CAPI_END(out_err)
 }

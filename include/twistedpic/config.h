@@ -8,7 +8,9 @@
 //     "models": {
 //       "sd3_large": {"model_id": "stabilityai/stable-diffusion-3.5-large", "pipeline_type": "sd3"},
 //       "local":     {"path": "/models/sd35m", "pipeline_type": "sd3", "dtype": "fp16",
-//                     "priority": 5, "pinned": true, "policy": {"idle_timeout_s": 300}}
+//                     "priority": 5, "pinned": true, "policy": {"idle_timeout_s": 300}},
+//       "flux_dev":  {"model_id": "black-forest-labs/FLUX.1-dev",   // pipeline_type from model_index.json
+//                     "components": {"transformer": "/models/flux1-dev.safetensors"}}
 //     },
 //     "policy": {"unload_after": "host", "idle_timeout_s": -1, "eager": false,
 //                "lru": {"max_models": 2, "max_bytes": "24GiB"},
@@ -27,6 +29,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -50,6 +53,12 @@ struct ModelPolicyOverrides {
   std::optional<Tier> idle_unload_to;
 };
 
+// ModelConfig::pipeline_type meaning "the family that runs the folder":
+// expand_pipeline_components reads model_index.json's "_class_name"
+// (StableDiffusion3Pipeline: "sd3", FluxPipeline: "flux"). A JSON config
+// without "pipeline_type" means it.
+inline constexpr const char* kDetectPipelineType = "auto";
+
 // The only ModelConfig::device value accepted today (the default).
 inline constexpr const char* kDefaultModelDevice = "cuda:0";
 
@@ -57,7 +66,14 @@ struct ModelConfig {
   std::string name;
   // A diffusers folder path, or a Hugging Face model id resolved in the local cache.
   std::string source;
+  // "sd3", "flux", or kDetectPipelineType ("auto", a JSON config's default).
   std::string pipeline_type = "sd3";
+  // Single-file weights for some of a pipeline's networks, by component (JSON
+  // "components"): {"transformer": "/models/flux1-dev.safetensors"} takes the
+  // transformer's weights from that file (diffusers' layout, or for Flux the
+  // original Black Forest Labs one) and everything else, the network's
+  // config.json included, from `source`. Default: none.
+  std::map<std::string, std::string> component_files;
   DType dtype = DType::kBF16;
   // The device the weights go to. Only kDefaultModelDevice is accepted until
   // multi-device placement lands: every model goes to the registry's device

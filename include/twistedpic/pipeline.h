@@ -1,12 +1,15 @@
-// twistedpic: text-to-image generation with Stable Diffusion 3 / 3.5, natively
-// in LibTorch, from a diffusers folder (or a Hugging Face id in the local cache).
+// twistedpic: text-to-image generation with Stable Diffusion 3 / 3.5 and
+// FLUX.1 [dev] / [schnell], natively in LibTorch, from a diffusers folder (or a
+// Hugging Face id in the local cache).
 //
-// Each network of a pipeline (the CLIP-L and CLIP-G text encoders, the optional
-// T5 encoder, the transformer, the VAE) is its own model in the registry, so
+// Each network of a pipeline (SD3: the CLIP-L and CLIP-G text encoders, the
+// optional T5 encoder, the transformer, the VAE; Flux: CLIP-L, T5, the
+// transformer, the VAE) is its own model in the registry, so
 // policies move them separately: the text encoders can leave the device after
 // encoding while the transformer stays, as diffusers' model offload does. A
-// network that two configured pipelines share (the same files in the same
-// dtype on the same device) is one registry model, loaded once.
+// network that two configured pipelines share (weights of the same bytes, even
+// in other folders, in the same dtype on the same device) is one registry
+// model, loaded once.
 //
 //   TP_ASSIGN_OR_RETURN(tp::RegistryConfig config, tp::load_registry_config("models.json"));
 //   TP_ASSIGN_OR_RETURN(config, tp::expand_pipeline_components(std::move(config)));
@@ -25,6 +28,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -105,8 +109,17 @@ struct GenerateRequest {
   // image does not depend on the device, and equals diffusers' for
   // generator=torch.Generator().manual_seed(seed) in fp32.
   uint64_t seed = 0;
-  // T5 tokens; CLIP always takes 77. Default: 256.
-  int max_sequence_length = 256;
+  // T5 tokens, 1..512; CLIP always takes 77. 0: the model's default, as in
+  // diffusers: 256 for SD3, 512 for Flux. FLUX.1 [schnell]-style models (no
+  // guidance embedding) take at most 256, and default to it.
+  int max_sequence_length = 0;
+  // Options only some pipeline types read, by name, as text (the C ABI's
+  // tp_request_set_option). Flux: "true_cfg_scale", a number (default 1);
+  // above 1 with a negative prompt, the transformer also runs on the negative
+  // prompt and the two predictions are mixed, as diffusers' FluxPipeline does.
+  // A key the pipeline's type does not read is kUnimplemented; a bad value is
+  // kInvalidArgument.
+  std::map<std::string, std::string> options;
   // Called after every denoising step; returning false cancels the call (kCancelled).
   std::function<bool(const StepProgress&)> on_step;
   // Called at every stage: when encoding starts, before waiting for a network
@@ -156,7 +169,7 @@ class TP_EXPORT Pipeline {
   Expected<GenerateResult> generate(const GenerateRequest& request);
 
   const std::string& name() const;
-  // The configured pipeline_type: "sd3".
+  // The configured pipeline_type: "sd3", "flux".
   const std::string& pipeline_type() const;
   int default_width() const;
   int default_height() const;

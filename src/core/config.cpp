@@ -177,8 +177,8 @@ Status read_policy(const Reader& r, PolicyConfig& p) {
 }
 
 Status read_model(const Reader& r, const std::string& name, ModelConfig& m) {
-  TP_TRY(r.reject_unknown({"model_id", "path", "source", "pipeline_type", "dtype", "device", "priority", "pinned",
-                           "eager", "workspace_bytes", "size_bytes", "policy"}));
+  TP_TRY(r.reject_unknown({"model_id", "path", "source", "pipeline_type", "components", "dtype", "device", "priority",
+                           "pinned", "eager", "workspace_bytes", "size_bytes", "policy"}));
   m.name = name;
   int sources = 0;
   for (const char* key : {"model_id", "path", "source"}) {
@@ -190,7 +190,16 @@ Status read_model(const Reader& r, const std::string& name, ModelConfig& m) {
   if (sources == 0) return r.error("", "missing \"model_id\" (a Hugging Face id) or \"path\" (a diffusers folder)");
   if (sources > 1) return r.error("", "give only one of \"model_id\", \"path\" and \"source\"");
   if (m.source.empty()) return r.error(r.get("model_id") ? "model_id" : r.get("path") ? "path" : "source", "must not be empty");
+  m.pipeline_type = kDetectPipelineType;  // absent: model_index.json's class decides (expand_pipeline_components)
   TP_TRY(r.read_string("pipeline_type", m.pipeline_type));
+  if (const json* components = r.get("components")) {
+    if (!components->is_object()) return r.error("components", "must be an object: component -> weights file");
+    for (auto it = components->begin(); it != components->end(); ++it) {
+      if (!it->is_string() || it->get<std::string>().empty())
+        return r.error("components." + it.key(), "must be the path of a weights file");
+      m.component_files[it.key()] = it->get<std::string>();
+    }
+  }
   std::string dtype;
   TP_TRY(r.read_string("dtype", dtype));
   if (!dtype.empty()) {

@@ -1,26 +1,107 @@
 // expand_pipeline_components: each configured pipeline's folder is read once,
 // described by its family (pipeline/family.h), and its networks become
 // registry models.
+#include <algorithm>
 #include <filesystem>
-#include <map>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "pipeline/family.h"
 #include "twistedpic/pipeline.h"
 #include "weights/hf_cache.h"
+#include "weights/weights_digest.h"
 
 namespace tp {
 inline namespace v0 {
 namespace {
 
-// Two networks are one model when they read the same files into the same dtype on the same device.
-std::string sharing_key(const DiffusersComponent& c, const ModelConfig& m) {
-  std::string key = std::string(dtype_config_name(m.dtype)) + "|" + m.device;
-  for (const auto& f : c.weight_files) {
-    std::error_code ec;
-    auto canonical = std::filesystem::weakly_canonical(f, ec);
-    key += "|" + (ec ? f : canonical).string();
+// Two networks are one model when their weights are the same bytes, read
+// into the same dtype on the same device: the same files, or files with the
+// same content (copies in other folders, two Hugging Face cache repos). The
+// content is compared only between networks whose safetensors headers and
+// sizes agree, and each file's content digest is cached
+// (weights/weights_digest.h), so a network is read whole at most once per
+// version of its files, and only when it may have a twin.
+class SharedNetworks {
+ public:
+  // The model an earlier network with the same weights became, or nullptr.
+  const std::string* find(const DiffusersComponent& c, const ModelConfig& m) {
+    Candidate x{prefix(m), paths(c), {}, {}, c.weight_files, {}};
+    for (const Candidate& e : entries_)
+      if (e.prefix == x.prefix && e.paths == x.paths) return &e.model;
+    for (Candidate& e : entries_) {
+      if (e.prefix != x.prefix || !header(e) || !header(x) || *e.header != *x.header) continue;
+      if (content(e) && content(x) && *e.content == *x.content) return &e.model;
+    }
+    pending_ = std::move(x);
+    return nullptr;
   }
-  return key;
+
+  // Records the network that find() last missed as `model`.
+  void add(std::string model) {
+    pending_.model = std::move(model);
+    entries_.push_back(std::move(pending_));
+  }
+
+ private:
+  struct Candidate {
+    std::string prefix, paths;
+    std::optional<std::string> header, content;  // computed when needed; "" when unreadable
+    std::vector<std::filesystem::path> files;
+    std::string model;
+  };
+
+  static std::string prefix(const ModelConfig& m) { return std::string(dtype_config_name(m.dtype)) + "|" + m.device; }
+
+  static std::string paths(const DiffusersComponent& c) {
+    std::string key;
+    for (const auto& f : c.weight_files) {
+      std::error_code ec;
+      auto canonical = std::filesystem::weakly_canonical(f, ec);
+      key += "|" + (ec ? f : canonical).string();
+    }
+    return key;
+  }
+
+  // A digest, or nullptr when the files cannot be read (the load will say why;
+  // such a network is shared by path only).
+  static const std::string* header(Candidate& c) {
+    if (!c.header) c.header = detail::weights_header_digest(c.files).value_or("");
+    return c.header->empty() ? nullptr : &*c.header;
+  }
+  static const std::string* content(Candidate& c) {
+    if (!c.content) c.content = detail::weights_content_digest(c.files).value_or("");
+    return c.content->empty() ? nullptr : &*c.content;
+  }
+
+  std::vector<Candidate> entries_;
+  Candidate pending_;
+};
+
+// ModelConfig::component_files: a network's weights from one file (Flux's
+// flux1-dev.safetensors) instead of its folder, whose config.json still describes it.
+Status use_component_files(DiffusersFolder& folder, const PipelineFamily& family, const ModelConfig& m,
+                           const std::string& where) {
+  for (const auto& entry : m.component_files) {
+    const std::string& component = entry.first;  // not a structured binding: clang 14 cannot capture one
+    const std::string& file = entry.second;
+    const std::string field = where + ": components." + component;
+    if (std::none_of(family.networks.begin(), family.networks.end(),
+                     [&](const NetworkSpec& n) { return component == n.component; }))
+      return invalid_argument(field + ": a " + std::string(family.pipeline_type) + " pipeline has no network '" +
+                              component + "'");
+    auto c = std::find_if(folder.components.begin(), folder.components.end(),
+                          [&](const DiffusersComponent& x) { return x.name == component; });
+    if (c == folder.components.end() || c->config_file.empty())
+      return not_found(field + ": " + folder.root.string() + " has no '" + component + "' config.json to describe " +
+                       file);
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(file, ec)) return not_found(field + ": " + file + " is not a file");
+    c->weight_files = {std::filesystem::path(file)};
+    c->weights_index.clear();
+  }
+  return {};
 }
 
 bool runs_class(const PipelineFamily& family, std::string_view class_name) {
@@ -33,10 +114,12 @@ bool runs_class(const PipelineFamily& family, std::string_view class_name) {
 
 Expected<RegistryConfig> expand_pipeline_components(RegistryConfig config, const ExpandOptions& options) {
   std::vector<ModelConfig> models;
-  std::map<std::string, std::string> shared;  // sharing key -> model name
+  SharedNetworks shared;
   for (ModelConfig& m : config.models) {
-    const PipelineFamily* family = find_family(m.pipeline_type);
-    if (!family) {
+    // pipeline_type "auto": the family that runs the folder's model_index.json class.
+    const bool detect = m.pipeline_type == kDetectPipelineType;
+    const PipelineFamily* family = detect ? nullptr : find_family(m.pipeline_type);
+    if (!family && !detect) {
       models.push_back(std::move(m));
       continue;
     }
@@ -46,9 +129,17 @@ Expected<RegistryConfig> expand_pipeline_components(RegistryConfig config, const
     const std::filesystem::path root = *resolved;
     auto folder = read_diffusers_folder(root);
     if (!folder) return make_error(folder.error().code, where + ": " + folder.error().message);
+    if (detect) {
+      family = find_family_for_class(folder->class_name);
+      if (!family)
+        return unimplemented(where + ": " + root.string() + " holds a '" + folder->class_name +
+                             "'; twistedpic runs " + folder_class_names());
+      m.pipeline_type = std::string(family->pipeline_type);
+    }
     if (!runs_class(*family, folder->class_name))
       return unimplemented(where + ": " + root.string() + " holds a '" + folder->class_name + "', not a " +
                            std::string(family->folder_classes.front()));
+    TP_TRY(use_component_files(*folder, *family, m, where));
     PipelineConfig p{m.name, m.pipeline_type, root, {}, nullptr};
     for (const NetworkSpec& spec : family->networks) {
       const DiffusersComponent* c = folder->find(spec.component);
@@ -60,11 +151,14 @@ Expected<RegistryConfig> expand_pipeline_components(RegistryConfig config, const
       if (c->class_name != spec.class_name)
         return unimplemented(where + ": component '" + spec.component + "' is a '" + c->class_name +
                              "'; twistedpic runs a '" + spec.class_name + "' there");
-      auto [it, fresh] = shared.emplace(sharing_key(*c, m), m.name + "/" + spec.component);
-      if (fresh) {
+      const std::string* twin = shared.find(*c, m);
+      const std::string unit_name = twin ? *twin : m.name + "/" + spec.component;
+      if (!twin) {
+        shared.add(unit_name);
         ModelConfig unit = m;
-        unit.name = it->second;
-        unit.source = c->folder.string();
+        unit.name = unit_name;
+        unit.source = m.component_files.count(spec.component) ? c->weight_files.front().string() : c->folder.string();
+        unit.component_files.clear();
         unit.pipeline_type = m.pipeline_type + ":" + spec.component;
         unit.size_bytes = 0;
         unit.workspace_bytes = spec.denoiser ? m.workspace_bytes : 0;
@@ -72,7 +166,7 @@ Expected<RegistryConfig> expand_pipeline_components(RegistryConfig config, const
           unit.policy.unload_after = options.text_encoders_unload_after;
         models.push_back(std::move(unit));
       }
-      p.components.emplace_back(spec.component, it->second);
+      p.components.emplace_back(spec.component, unit_name);
     }
     TP_ASSIGN_OR_RETURN(p.spec, family->describe(*folder, where));
     config.pipelines.push_back(std::move(p));

@@ -1,4 +1,4 @@
-// Private (pipeline): what a pipeline family (SD3, and Flux and SDXL to come)
+// Private (pipeline): what a pipeline family (SD3, Flux; SDXL to come)
 // provides, and the one table that registers the families (families.cpp).
 //
 // A family is a folder under src/pipeline/ with:
@@ -39,12 +39,22 @@ struct PipelineFamily {
   std::span<const NetworkSpec> networks;           // in load order
   // Reads the spec from `folder` (already read once). Errors name `where`.
   Expected<std::shared_ptr<const PipelineSpec>> (*describe)(const DiffusersFolder& folder, const std::string& where);
+  // The GenerateRequest::options keys its runner reads ("true_cfg_scale");
+  // Pipeline::generate refuses any other key with kUnimplemented.
+  std::span<const std::string_view> request_options = {};
 };
 
 // The family of `pipeline_type`, or nullptr.
 const PipelineFamily* find_family(std::string_view pipeline_type);
 // "sd3" (every registered pipeline_type, for messages).
 std::string family_names();
+// The family that runs model_index.json's `class_name` ("FluxPipeline"), or nullptr.
+const PipelineFamily* find_family_for_class(std::string_view class_name);
+// "StableDiffusion3Pipeline (sd3), FluxPipeline (flux)", for messages.
+std::string folder_class_names();
+// Whether some family reads the request option `key` (the C ABI's
+// tp_request_set_option answers TP_UNIMPLEMENTED for any other).
+bool known_request_option(std::string_view key);
 
 }  // namespace v0
 }  // namespace tp

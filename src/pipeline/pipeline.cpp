@@ -2,6 +2,8 @@
 // runner it makes from the pipeline's spec.
 #include "twistedpic/pipeline.h"
 
+#include <algorithm>
+
 #include "pipeline/family.h"
 #include "pipeline/runner.h"
 
@@ -11,6 +13,19 @@ inline namespace v0 {
 struct Pipeline::Impl {
   std::string name, type;
   std::unique_ptr<PipelineRunner> runner;
+  std::span<const std::string_view> options;  // the request options its family reads
+
+  // Errors: kUnimplemented for an option this pipeline's type does not read.
+  Status check_options(const GenerateRequest& request) const {
+    for (const auto& [key, value] : request.options) {
+      if (std::find(options.begin(), options.end(), key) != options.end()) continue;
+      std::string known;
+      for (std::string_view k : options) known += (known.empty() ? "" : ", ") + std::string(k);
+      return unimplemented("generate: option '" + key + "' is not supported by " + type + " pipelines" +
+                           (known.empty() ? std::string(" (they take none)") : " (supported: " + known + ")"));
+    }
+    return {};
+  }
 };
 
 Pipeline::Pipeline(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -22,10 +37,14 @@ int Pipeline::default_width() const { return impl_->runner->default_width(); }
 int Pipeline::default_height() const { return impl_->runner->default_height(); }
 int Pipeline::size_multiple() const { return impl_->runner->size_multiple(); }
 
-Expected<GenerateResult> Pipeline::generate(const GenerateRequest& request) { return impl_->runner->generate(request, {}); }
+Expected<GenerateResult> Pipeline::generate(const GenerateRequest& request) {
+  TP_TRY(impl_->check_options(request));
+  return impl_->runner->generate(request, {});
+}
 
 Expected<GenerateResult> generate_with_overrides(Pipeline& pipeline, const GenerateRequest& request,
                                                  const RunOverrides& overrides) {
+  TP_TRY(pipeline.impl_->check_options(request));
   return pipeline.impl_->runner->generate(request, overrides);
 }
 
@@ -51,7 +70,10 @@ Expected<std::unique_ptr<Pipeline>> Pipeline::create(ModelRegistry& registry, st
     return failed_precondition(where + ": it was not described by expand_pipeline_components; create the "
                                "registry from its result");
   TP_ASSIGN_OR_RETURN(std::unique_ptr<PipelineRunner> runner, make_runner(registry, *p));
-  return std::unique_ptr<Pipeline>(new Pipeline(std::make_unique<Impl>(Impl{p->name, p->pipeline_type, std::move(runner)})));
+  const PipelineFamily* family = find_family(p->pipeline_type);
+  return std::unique_ptr<Pipeline>(new Pipeline(std::make_unique<Impl>(
+      Impl{p->name, p->pipeline_type, std::move(runner),
+           family ? family->request_options : std::span<const std::string_view>()})));
 }
 
 }  // namespace v0

@@ -1,6 +1,7 @@
 // The registered runners, one per family (family.h lists the families'
 // torch-free halves in families.cpp).
 #include "pipeline/runner.h"
+#include "pipeline/flux/flux_pipeline.h"
 #include "pipeline/sd3/sd3_pipeline.h"
 
 namespace tp {
@@ -12,7 +13,7 @@ struct Runner {
   RunnerFactory make;
 };
 
-constexpr Runner kRunners[] = {{"sd3", &sd3::make_runner}};
+constexpr Runner kRunners[] = {{"sd3", &sd3::make_runner}, {"flux", &flux::make_runner}};
 
 }  // namespace
 

@@ -29,6 +29,8 @@ inline namespace v0 {
 struct GenerationDefaults {
   int steps = 28;
   double guidance_scale = 7.0;
+  // T5 tokens, diffusers' pipeline default: 256 (SD3, FLUX.1 [schnell]-style), 512 (FLUX.1 [dev]-style).
+  int max_sequence_length = 256;
 };
 
 // Reads generation_defaults.json's parsed object over `defaults`; a wrong

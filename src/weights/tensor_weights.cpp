@@ -398,6 +398,9 @@ Status TensorWeights::load_from_disk(const TransferContext& ctx) {
 // ---- sources ------------------------------------------------------------------
 
 Expected<std::vector<WeightFile>> model_weight_files(std::string_view source) {
+  // One network's single weights file (ModelConfig::component_files: flux1-dev.safetensors).
+  if (std::error_code file_ec; source.ends_with(".safetensors") && std::filesystem::is_regular_file(source, file_ec))
+    return std::vector<WeightFile>{{std::filesystem::path(source), ""}};
   TP_ASSIGN_OR_RETURN(std::filesystem::path root, resolve_model_source(source));
   std::error_code ec;
   auto index_shards = [](const std::filesystem::path& index, const std::string& prefix) -> Expected<std::vector<WeightFile>> {

@@ -365,7 +365,8 @@ class Pipeline:
         negative_prompt: None, one for every prompt, or a list with one per prompt.
         width, height: pixels, multiples of ``size_multiple``; None takes ``default_size``.
         steps: denoising steps (1..1000); guidance_scale: classifier-free guidance, 1 or less turns it off;
-            None takes the model's defaults. max_sequence_length: T5 tokens (1..512; default 256).
+            None takes the model's defaults. max_sequence_length: T5 tokens (1..512; default: the model's,
+            256 for SD3, 512 for Flux).
         seed: the seed of the initial noise, as torch.Generator().manual_seed(seed).
         options: pipeline-specific settings by name, passed as text (True -> "true"); an unknown name raises
             UnimplementedError.

@@ -602,7 +602,11 @@ TP_API tp_code tp_request_set_steps(tp_request* req, int32_t steps, tp_error** o
 TP_API tp_code tp_request_set_guidance(tp_request* req, double guidance_scale, tp_error** out_err);
 /** The seed of the initial noise (default 0): torch.Generator().manual_seed(seed). @since 0.2 */
 TP_API tp_code tp_request_set_seed(tp_request* req, uint64_t seed, tp_error** out_err);
-/** T5 tokens, 1..512 (default 256). @since 0.2 */
+/**
+ * T5 tokens, 1..512. Default: the model's, as in diffusers (256 for SD3 and
+ * FLUX.1 [schnell]-style models, 512 for [dev]-style ones).
+ * @since 0.2
+ */
 TP_API tp_code tp_request_set_max_sequence_length(tp_request* req, int32_t tokens, tp_error** out_err);
 /**
  * An option that only some pipeline types have, as text ("true_cfg_scale",

@@ -1,5 +1,5 @@
-// Private (pipeline, torch): CLIPTextModelWithProjection (CLIP-L, CLIP-G),
-// written against ATen with weights taken by name from its component folder.
+// Private (pipeline, torch): CLIPTextModelWithProjection (CLIP-L, CLIP-G) and
+// CLIPTextModel (ClipConfig::with_projection false), written against ATen with weights taken by name from its component folder.
 //
 // A bound encoder holds views into the weights' device arena: it must not
 // outlive the lease that keeps them there (pipeline/common/bound_network.h).
@@ -21,7 +21,7 @@ namespace tp::nn {
 
 struct ClipOutput {
   at::Tensor penultimate;  // (B, L, hidden): the hidden states before the last layer
-  at::Tensor pooled;       // (B, projection_dim): the final EOS state, projected
+  at::Tensor pooled;       // the final EOS state: (B, projection_dim) projected, or (B, hidden) without projection
 };
 
 class ClipTextEncoder {

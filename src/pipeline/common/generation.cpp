@@ -12,6 +12,12 @@ namespace tp::nn {
 
 double seconds_since(WallClock::time_point t) { return std::chrono::duration<double>(WallClock::now() - t).count(); }
 
+Settings settings_of(const GenerateRequest& r, int default_width, int default_height, const GenerationDefaults& d) {
+  return {r.width ? r.width : default_width, r.height ? r.height : default_height, r.steps ? r.steps : d.steps,
+          r.guidance_scale.value_or(d.guidance_scale),
+          r.max_sequence_length ? r.max_sequence_length : d.max_sequence_length};
+}
+
 Status check_request(const GenerateRequest& r, const Settings& s) {
   if (r.prompts.empty()) return invalid_argument("generate: no prompts");
   if (!r.negative_prompts.empty() && r.negative_prompts.size() != 1 && r.negative_prompts.size() != r.prompts.size())
@@ -27,10 +33,9 @@ Status check_request(const GenerateRequest& r, const Settings& s) {
     return invalid_argument("generate: steps must be in 1.." + std::to_string(kMaxSteps) + ", not " +
                             std::to_string(s.steps));
   if (!std::isfinite(s.guidance_scale)) return invalid_argument("generate: guidance_scale is not a finite number");
-  if (r.max_sequence_length < 1 || r.max_sequence_length > kMaxSequenceLength)
+  if (s.max_sequence_length < 1 || s.max_sequence_length > kMaxSequenceLength)
     return invalid_argument("generate: max_sequence_length must be in 1.." + std::to_string(kMaxSequenceLength) +
-                            ", not " +
-                            std::to_string(r.max_sequence_length));
+                            ", not " + std::to_string(s.max_sequence_length));
   return {};
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "pipeline/common/bound_network.h"
+#include "pipeline/spec.h"
 #include "text/tokenizer.h"
 #include "twistedpic/pipeline.h"
 
@@ -25,7 +26,12 @@ double seconds_since(WallClock::time_point t);
 struct Settings {
   int width = 0, height = 0, steps = 0;
   double guidance_scale = 0;
+  int max_sequence_length = 0;
 };
+
+// The request's settings, the model's defaults filling what it leaves at 0 (or unset).
+Settings settings_of(const GenerateRequest& request, int default_width, int default_height,
+                     const GenerationDefaults& defaults);
 
 // The checks every family makes: prompts, negative prompts, images per prompt,
 // steps, guidance and max_sequence_length. Sizes are the family's to check.

@@ -14,7 +14,7 @@ Expected<ClipConfig> parse_clip_config(const nlohmann::json& config, std::string
   TP_ASSIGN_OR_RETURN(c.intermediate_size, r.positive("intermediate_size"));
   TP_ASSIGN_OR_RETURN(c.heads, r.positive("num_attention_heads"));
   TP_ASSIGN_OR_RETURN(c.layers, r.positive("num_hidden_layers"));
-  TP_ASSIGN_OR_RETURN(c.projection_dim, r.positive("projection_dim"));
+  TP_ASSIGN_OR_RETURN(c.projection_dim, r.positive("projection_dim", 512));  // CLIPTextConfig's default
   TP_ASSIGN_OR_RETURN(c.max_positions, r.positive("max_position_embeddings", 77));
   TP_ASSIGN_OR_RETURN(c.eos_token_id, r.positive("eos_token_id", 2));
   TP_ASSIGN_OR_RETURN(c.act, r.string("hidden_act", "quick_gelu"));

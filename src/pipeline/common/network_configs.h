@@ -25,6 +25,10 @@ namespace tp::nn {
 struct ClipConfig {
   int64_t vocab_size = 0, hidden_size = 0, intermediate_size = 0, heads = 0, layers = 0;
   int64_t projection_dim = 0;
+  // CLIPTextModelWithProjection (SD3) projects the pooled state; CLIPTextModel
+  // (Flux) has no text_projection and pools the final state as it is. Set by
+  // the family from the component's class, not read from config.json.
+  bool with_projection = true;
   int64_t max_positions = 77;
   int64_t eos_token_id = 2;  // 2: the legacy rule, pool at the largest id
   std::string act = "quick_gelu";

@@ -91,4 +91,31 @@ Schedule FlowMatchEulerScheduler::schedule(int steps, int image_seq_len) const {
   return s;
 }
 
+double FlowMatchEulerScheduler::mu(int image_seq_len) const {
+  const FlowMatchConfig& c = config_;
+  const double m = (c.max_shift - c.base_shift) / (c.max_image_seq_len - c.base_image_seq_len);
+  const double b = c.base_shift - m * c.base_image_seq_len;
+  return image_seq_len * m + b;
+}
+
+Schedule FlowMatchEulerScheduler::schedule_linear_sigmas(int steps, double mu) const {
+  const FlowMatchConfig& c = config_;
+  Schedule s;
+  const double start = 1.0, stop = 1.0 / steps;
+  const float e = static_cast<float>(std::exp(mu));
+  const float shift = static_cast<float>(c.shift), shift_less_one = static_cast<float>(c.shift - 1);
+  for (int i = 0; i < steps; ++i) {
+    // np.linspace(1, 1/steps, steps) in float64, then .astype(float32).
+    const double v = steps == 1 ? start : (i == steps - 1 ? stop : start + i * ((stop - start) / (steps - 1)));
+    const float sigma = static_cast<float>(v);
+    // numpy float32 arithmetic: Python floats are cast to float32 first (NEP 50).
+    const float shifted = c.use_dynamic_shifting ? e / (e + (1.0f / sigma - 1.0f))
+                                                 : shift * sigma / (1.0f + shift_less_one * sigma);
+    s.sigmas.push_back(shifted);
+    s.timesteps.push_back(shifted * static_cast<float>(c.num_train_timesteps));
+  }
+  s.sigmas.push_back(0.0f);
+  return s;
+}
+
 }  // namespace tp::nn

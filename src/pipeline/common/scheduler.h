@@ -5,7 +5,7 @@
 //
 // make_scheduler() reads a folder's scheduler_config.json (already parsed by
 // the strict reader) and returns the scheduler its "_class_name" names.
-// Implemented: FlowMatchEulerDiscreteScheduler (SD3 / 3.5). A family that
+// Implemented: FlowMatchEulerDiscreteScheduler (SD3 / 3.5, Flux). A family that
 // needs another adds a class here and a case in make_scheduler().
 //
 // Threading: a Scheduler is immutable; schedule() is safe from any thread.
@@ -60,6 +60,15 @@ class FlowMatchEulerScheduler final : public Scheduler {
   std::string_view class_name() const override { return "FlowMatchEulerDiscreteScheduler"; }
   Schedule schedule(int steps, int image_seq_len) const override;
   const FlowMatchConfig& config() const { return config_; }
+
+  // Flux's way (FluxPipeline.__call__): mu from the packed image sequence
+  // length (calculate_shift over the config's base/max shift and sequence
+  // lengths, float64), and set_timesteps(sigmas=linspace(1, 1/steps, steps),
+  // mu=mu), which shifts the float32 sigmas in float32 as numpy does. Without
+  // use_dynamic_shifting, mu is unused and the static shift applies.
+  // REQUIRES: steps >= 1.
+  double mu(int image_seq_len) const;
+  Schedule schedule_linear_sigmas(int steps, double mu) const;
 
  private:
   FlowMatchConfig config_;

@@ -36,8 +36,7 @@ class Sd3Runner final : public PipelineRunner {
 
  private:
   nn::Settings settings(const GenerateRequest& r) const {
-    return {r.width ? r.width : default_width(), r.height ? r.height : default_height(),
-            r.steps ? r.steps : spec_->defaults.steps, r.guidance_scale.value_or(spec_->defaults.guidance_scale)};
+    return nn::settings_of(r, default_width(), default_height(), spec_->defaults);
   }
   Status check_size(const nn::Settings& s) const;
   Expected<GenerateResult> run(const GenerateRequest& request, const RunOverrides& overrides, GenerateResult& result);
@@ -105,11 +104,11 @@ Expected<GenerateResult> Sd3Runner::run(const GenerateRequest& request, const Ru
     at::Tensor t5_embeds;
     if (spec.t5) {
       TP_ASSIGN_OR_RETURN(auto enc, ctx.lease<nn::T5Encoder>(te3, *spec.t5, key_ + "/text_encoder_3"));
-      const int length = request.max_sequence_length;
+      const int length = s.max_sequence_length;
       t5_embeds = enc.second.net->forward(ctx.token_ids(*spec.tokenizer3, texts, length, "T5", true, enc.second.device))
                       .to(device, dtype);
     } else {
-      t5_embeds = at::zeros({clip.size(0), request.max_sequence_length, tcfg.joint_attention_dim},
+      t5_embeds = at::zeros({clip.size(0), s.max_sequence_length, tcfg.joint_attention_dim},
                             at::TensorOptions().dtype(dtype).device(device));
     }
     clip = at::constant_pad_nd(clip, {0, t5_embeds.size(-1) - clip.size(-1)});

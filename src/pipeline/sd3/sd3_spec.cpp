@@ -3,6 +3,7 @@
 #include <array>
 
 #include "pipeline/common/config_reader.h"
+#include "pipeline/common/folder_reader.h"
 
 namespace tp::sd3 {
 namespace {
@@ -18,24 +19,10 @@ constexpr NetworkSpec kNetworks[] = {
     {"vae", "AutoencoderKL", true, false, false},
 };
 
-// A component's parsed config.json, with its path for messages.
-struct ComponentConfig {
-  const nlohmann::json* json;
-  std::string origin;
-};
-
-Expected<ComponentConfig> component_config(const DiffusersFolder& folder, const char* component) {
-  const DiffusersComponent* c = folder.find(component);
-  if (!c || c->config_file.empty())
-    return not_found(folder.root.string() + ": component '" + component + "' has no config");
-  return ComponentConfig{&c->config, (c->folder / c->config_file).string()};
-}
-
-template <class Config, class Parse>
-Expected<Config> parse_component(const DiffusersFolder& folder, const char* component, Parse parse) {
-  TP_ASSIGN_OR_RETURN(ComponentConfig c, component_config(folder, component));
-  return parse(*c.json, c.origin);
-}
+using nn::component_config;
+using nn::ComponentConfig;
+using nn::load_tokenizer;
+using nn::parse_component;
 
 // The networks must fit together.
 Status check_fit(const Sd3Spec& s, const std::string& where) {
@@ -46,8 +33,10 @@ Status check_fit(const Sd3Spec& s, const std::string& where) {
                             " + " + std::to_string(s.clip2.projection_dim) +
                             ") do not add up to the transformer's pooled_projection_dim (" +
                             std::to_string(t.pooled_projection_dim) + ") in " + folder);
-  if (s.clip1.hidden_size + s.clip2.hidden_size > t.joint_attention_dim)
-    return invalid_argument(where + ": the CLIP hidden sizes exceed the transformer's joint_attention_dim in " + folder);
+  // The CLIP hidden states, side by side, are padded to T5's width (the
+  // transformer's joint_attention_dim), or cut to it when wider, as diffusers'
+  // torch.nn.functional.pad with a negative pad does (its SD3 fast-test
+  // folder: 32 + 32 against 32). So any CLIP widths fit.
   if (s.t5 && s.t5->d_model != t.joint_attention_dim)
     return invalid_argument(where + ": T5's d_model (" + std::to_string(s.t5->d_model) +
                             ") differs from the transformer's joint_attention_dim (" +
@@ -56,12 +45,6 @@ Status check_fit(const Sd3Spec& s, const std::string& where) {
     return invalid_argument(where + ": the VAE's latent_channels (" + std::to_string(s.vae.latent_channels) +
                             ") differ from the transformer's in/out channels in " + folder);
   return {};
-}
-
-template <class Tokenizer>
-Expected<std::shared_ptr<const Tokenizer>> load_tokenizer(const std::filesystem::path& folder) {
-  TP_ASSIGN_OR_RETURN(Tokenizer t, Tokenizer::load(folder));
-  return std::make_shared<const Tokenizer>(std::move(t));
 }
 
 Expected<std::shared_ptr<const PipelineSpec>> describe(const DiffusersFolder& folder, const std::string& where) {

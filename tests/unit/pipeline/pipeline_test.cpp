@@ -6,7 +6,12 @@
 
 #include <atomic>
 #include <cmath>
+#include <chrono>
+#include <cstdlib>
 #include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "twistedpic/pipeline.h"
 #include "twistedpic/runtime.h"
@@ -165,6 +170,66 @@ TEST(Pipeline, SharedNetworksAreOneRegistryModel) {
   auto info = (*registry)->info("a/transformer");
   ASSERT_TRUE(info);
   EXPECT_EQ(info->load_count, 1u);  // loaded once for both pipelines
+}
+
+// Sharing by content, not by path: an SD3.5-style pipeline and a second one
+// whose T5 folder is a byte-identical copy, in another folder, hold T5 once;
+// list() shows one T5 row, which both pipelines use. The same shapes with
+// other bytes are two models.
+TEST(Pipeline, NetworksWithTheSameBytesInOtherFoldersAreOneModel) {
+  // The content digests' cache goes to a scratch folder, not the user's.
+  const fs::path cache = fs::path(::testing::TempDir()) / "tp_pipeline_digest_cache";
+  fs::remove_all(cache);
+  const char* old_cache = std::getenv("XDG_CACHE_HOME");
+  const std::optional<std::string> saved_cache = old_cache ? std::optional<std::string>(old_cache) : std::nullopt;
+  ::setenv("XDG_CACHE_HOME", cache.c_str(), 1);
+  struct Restore {
+    const std::optional<std::string>& value;
+    ~Restore() { value ? ::setenv("XDG_CACHE_HOME", value->c_str(), 1) : ::unsetenv("XDG_CACHE_HOME"); }
+  } restore{saved_cache};
+
+  const fs::path a = copy_of("sd35", "content_a"), b = copy_of("plain", "content_b");
+  fs::remove_all(b / "text_encoder_3");
+  fs::copy(a / "text_encoder_3", b / "text_encoder_3", fs::copy_options::recursive);
+
+  auto config = expanded({{"a", model(a)}, {"b", model(b)}});
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_EQ(config->models.size(), 9u);  // a's five, b's CLIPs, transformer and VAE
+  EXPECT_EQ(*config->find_pipeline("b")->model_for("text_encoder_3"), "a/text_encoder_3");
+  EXPECT_EQ(*config->find_pipeline("b")->model_for("text_encoder"), "b/text_encoder");  // same shapes, other bytes
+  EXPECT_TRUE(fs::is_directory(cache / "twistedpic" / "digests"));
+
+  auto options = default_registry_options();
+  ASSERT_TRUE(options);
+  auto registry = ModelRegistry::create(*config, *options);
+  ASSERT_TRUE(registry) << registry.error().message;
+  auto pa = Pipeline::create(**registry, "a");
+  auto pb = Pipeline::create(**registry, "b");
+  ASSERT_TRUE(pa && pb);
+  ASSERT_TRUE((*pa)->generate(small_request()));
+  ASSERT_TRUE((*pb)->generate(small_request()));
+  std::vector<std::string> t5_rows;
+  for (const ModelInfo& m : (*registry)->list())
+    if (m.name.ends_with("/text_encoder_3")) {
+      t5_rows.push_back(m.name);
+      EXPECT_EQ(m.load_count, 1u) << m.name;  // loaded once for both pipelines
+    }
+  EXPECT_EQ(t5_rows, std::vector<std::string>{"a/text_encoder_3"});
+
+  // One changed byte in b's T5 (the low byte of its last float): two T5 models.
+  const fs::path t5 = b / "text_encoder_3" / "model.safetensors";
+  {
+    std::fstream f(t5, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-4, std::ios::end);
+    const char c = static_cast<char>(f.get() ^ 1);
+    f.seekp(-4, std::ios::end);
+    f.put(c);
+  }
+  fs::last_write_time(t5, fs::last_write_time(t5) + std::chrono::seconds(5));
+  config = expanded({{"a", model(a)}, {"b", model(b)}});
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_EQ(config->models.size(), 10u);
+  EXPECT_EQ(*config->find_pipeline("b")->model_for("text_encoder_3"), "b/text_encoder_3");
 }
 
 TEST(Pipeline, TextEncodersCanLeaveTheDeviceWhileTheTransformerStays) {

@@ -269,7 +269,7 @@ fn bad_input_gets_an_error_with_its_code() {
     assert_error(pipeline.generate(&bad_count).unwrap_err(), Code::InvalidArgument, "");
     let bad_guidance = Request::new().prompt("x").guidance(f64::INFINITY);
     assert_error(pipeline.generate(&bad_guidance).unwrap_err(), Code::InvalidArgument, "");
-    assert_error(Request::new().option("true_cfg_scale", "4").unwrap_err(), Code::Unimplemented, "true_cfg_scale");
+    assert_error(Request::new().option("no_such_option", "4").unwrap_err(), Code::Unimplemented, "no_such_option");
     assert_error(pipeline.generate(&Request::new().prompt("a\0b")).unwrap_err(), Code::InvalidArgument, "NUL");
 
     let image = Image::from_rgb8(2, 1, vec![255, 0, 0, 0, 0, 255]).unwrap();

@@ -1,0 +1,202 @@
+// The Flux runner: text-to-image over registry leases, step for step as
+// diffusers' FluxPipeline.__call__ does it.
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Functions.h>
+#include <ATen/TensorOperators.h>
+#include <c10/core/InferenceMode.h>
+
+#include <charconv>
+#include <cmath>
+
+#include "pipeline/common/clip.h"
+#include "pipeline/common/generation.h"
+#include "pipeline/common/t5.h"
+#include "pipeline/common/vae.h"
+#include "pipeline/flux/flux_pipeline.h"
+#include "pipeline/flux/flux_spec.h"
+#include "pipeline/flux/flux_transformer.h"
+
+namespace tp::flux {
+namespace {
+
+class FluxRunner final : public PipelineRunner {
+ public:
+  FluxRunner(ModelRegistry& registry, std::string name, std::shared_ptr<const FluxSpec> spec)
+      : registry_(registry), name_(std::move(name)), spec_(std::move(spec)), key_(spec_->root.string()) {}
+
+  std::string clip, t5, transformer, vae;  // registry models
+
+  int default_width() const override { return spec_->default_side(); }
+  int default_height() const override { return spec_->default_side(); }
+  int size_multiple() const override { return spec_->size_multiple(); }
+
+  Expected<GenerateResult> generate(const GenerateRequest& request, const RunOverrides& overrides) override {
+    GenerateResult result;
+    return nn::guard_torch(name_, [&] { return run(request, overrides, result); });
+  }
+
+ private:
+  nn::Settings settings(const GenerateRequest& r) const {
+    return nn::settings_of(r, default_width(), default_height(), spec_->defaults);
+  }
+  Status check(const GenerateRequest& request, const nn::Settings& s) const;
+  Expected<GenerateResult> run(const GenerateRequest& request, const RunOverrides& overrides, GenerateResult& result);
+
+  ModelRegistry& registry_;
+  const std::string name_;
+  const std::shared_ptr<const FluxSpec> spec_;
+  const std::string key_;  // tells this folder's bindings apart
+};
+
+// The request option "true_cfg_scale": 1 when absent.
+Expected<double> true_cfg_scale(const GenerateRequest& request) {
+  auto it = request.options.find("true_cfg_scale");
+  if (it == request.options.end()) return 1.0;
+  const std::string& text = it->second;
+  double v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(v))
+    return invalid_argument("generate: option 'true_cfg_scale' must be a finite number, not '" + text + "'");
+  return v;
+}
+
+Status FluxRunner::check(const GenerateRequest& request, const nn::Settings& s) const {
+  const int limit = spec_->max_sequence_length();
+  if (s.max_sequence_length > limit)
+    return invalid_argument("generate: max_sequence_length " + std::to_string(s.max_sequence_length) +
+                            " is beyond the " + std::to_string(limit) + " T5 tokens " + name_ + " takes" +
+                            (spec_->transformer.guidance_embeds
+                                 ? std::string(" (FluxPipeline's limit)")
+                                 : std::string(" (it has no guidance embedding, as FLUX.1 [schnell], which was "
+                                               "trained with 256)")));
+  TP_TRY(nn::check_request(request, s));
+  const int multiple = size_multiple();
+  for (auto [what, v] : {std::pair{"width", s.width}, std::pair{"height", s.height}})
+    if (v <= 0 || v % multiple != 0)
+      return invalid_argument("generate: " + std::string(what) + " " + std::to_string(v) +
+                              " is not a positive multiple of " + std::to_string(multiple) + " (the VAE's scale factor " +
+                              std::to_string(spec_->vae.scale_factor()) + " times Flux's 2 x 2 latent packing)");
+  return {};
+}
+
+Expected<GenerateResult> FluxRunner::run(const GenerateRequest& request, const RunOverrides& overrides,
+                                         GenerateResult& result) {
+  const nn::Settings s = settings(request);
+  TP_TRY(check(request, s));
+  TP_ASSIGN_OR_RETURN(const double true_cfg, true_cfg_scale(request));
+  nn::RunContext ctx(registry_, name_, request, result);
+  const FluxSpec& spec = *spec_;
+  const TransformerConfig& tcfg = spec.transformer;
+
+  result.width = s.width;
+  result.height = s.height;
+  result.steps = s.steps;
+  result.guidance_scale = s.guidance_scale;
+  result.seed = request.seed;
+  // True CFG runs the transformer on the negative prompts too (diffusers: true_cfg_scale > 1 and a negative prompt).
+  const bool cfg = true_cfg > 1.0 && !request.negative_prompts.empty();
+  const int64_t batch = static_cast<int64_t>(request.prompts.size()) * request.images_per_prompt;
+  const std::vector<std::string> texts = nn::texts_to_encode(request, cfg);
+  const int length = s.max_sequence_length;
+  c10::InferenceMode inference;
+
+  // ---- Text encoders, one lease at a time, so each may leave the device after.
+  const auto encode_start = nn::WallClock::now();
+  if (!ctx.report_stage(Stage::kEncode, s.steps)) return cancelled("generate: cancelled by the progress callback");
+  at::Tensor embeds, pooled;
+  {
+    TP_ASSIGN_OR_RETURN(auto enc, ctx.lease<nn::ClipTextEncoder>(clip, spec.clip, key_ + "/text_encoder"));
+    // CLIP's pooled output only.
+    pooled = enc.second.net->forward(ctx.token_ids(*spec.tokenizer, texts, kClipLength, "CLIP", true, enc.second.device))
+                 .pooled;
+  }
+  if (ctx.cancelled()) return cancelled("generate: cancelled while encoding the prompt");
+  {
+    TP_ASSIGN_OR_RETURN(auto enc, ctx.lease<nn::T5Encoder>(t5, spec.t5, key_ + "/text_encoder_2"));
+    embeds = enc.second.net->forward(ctx.token_ids(*spec.tokenizer2, texts, length, "T5", true, enc.second.device));
+  }
+  if (request.images_per_prompt > 1) {
+    embeds = embeds.repeat_interleave(request.images_per_prompt, 0);
+    pooled = pooled.repeat_interleave(request.images_per_prompt, 0);
+  }
+  result.timings.encode_s = nn::seconds_since(encode_start);
+  if (ctx.cancelled()) return cancelled("generate: cancelled after encoding the prompt");
+
+  // ---- Denoising, over 2 x 2 packed latents.
+  const auto denoise_start = nn::WallClock::now();
+  const int64_t vsf = spec.vae.scale_factor();
+  const int64_t rows = s.height / (vsf * 2), cols = s.width / (vsf * 2);
+  at::Tensor latents;
+  {
+    TP_ASSIGN_OR_RETURN(auto net, ctx.lease<FluxTransformer>(transformer, tcfg, key_ + "/transformer"));
+    const at::Device device = net.second.device;
+    const at::ScalarType dtype = net.second.dtype;
+    embeds = embeds.to(device, dtype);
+    pooled = pooled.to(device, dtype);
+    // The noise is drawn before packing, (B, C, 2*rows, 2*cols), so that seeds match diffusers'.
+    const std::vector<int64_t> shape{batch, tcfg.in_channels / 4, rows * 2, cols * 2};
+    if (overrides.initial_latents.defined()) {
+      if (overrides.initial_latents.sizes() != at::IntArrayRef(shape))
+        return invalid_argument("generate: the initial latents have the wrong shape");
+      latents = overrides.initial_latents.to(device, dtype);
+    } else {
+      at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(request.seed);
+      latents = at::randn(shape, gen, at::TensorOptions().dtype(at::kFloat)).to(device, dtype);
+    }
+    latents = pack_latents(latents);
+    const Rotary rotary = net.second.net->rotary(at::cat({text_ids(length), image_ids(rows, cols)}, 0), device);
+    const int64_t runs = cfg ? 2 * batch : batch;
+    const auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
+    at::Tensor guidance;
+    if (tcfg.guidance_embeds) guidance = at::full({runs}, s.guidance_scale, f32);
+    const nn::Schedule schedule =
+        spec.scheduler->schedule_linear_sigmas(s.steps, spec.scheduler->mu(static_cast<int>(rows * cols)));
+    for (int i = 0; i < s.steps; ++i) {
+      if (ctx.cancelled()) return cancelled("generate: cancelled at step " + std::to_string(i + 1));
+      at::Tensor input = cfg ? at::cat({latents, latents}, 0) : latents;
+      // FluxPipeline passes t / 1000 in the latents' dtype; the transformer multiplies it back.
+      at::Tensor t = at::full({runs}, schedule.timesteps[i], f32).to(dtype) / 1000;
+      at::Tensor noise = net.second.net->forward(input, t, guidance, embeds, pooled, rotary);
+      if (cfg) {
+        std::vector<at::Tensor> parts = noise.chunk(2, 0);  // negatives first (texts_to_encode)
+        noise = parts[0] + true_cfg * (parts[1] - parts[0]);
+      }
+      // Euler step, in fp32 as diffusers' scheduler does.
+      const float dt = schedule.sigmas[i + 1] - schedule.sigmas[i];
+      latents = (latents.to(at::kFloat) + noise * static_cast<double>(dt)).to(noise.scalar_type());
+      if (!ctx.report_step(i + 1, s.steps))
+        return cancelled("generate: cancelled by the progress callback at step " + std::to_string(i + 1));
+    }
+  }
+  if (overrides.final_latents) *overrides.final_latents = latents;
+  result.timings.denoise_s = nn::seconds_since(denoise_start);
+
+  // ---- Decoding.
+  const auto decode_start = nn::WallClock::now();
+  if (!ctx.report_stage(Stage::kDecode, s.steps)) return cancelled("generate: cancelled by the progress callback");
+  {
+    TP_ASSIGN_OR_RETURN(auto net, ctx.lease<nn::VaeDecoder>(vae, spec.vae, key_ + "/vae"));
+    at::Tensor unpacked = unpack_latents(latents, rows, cols).to(net.second.device, net.second.dtype);
+    result.images = nn::to_images(net.second.net->decode_scaled(unpacked));
+  }
+  result.timings.decode_s = nn::seconds_since(decode_start);
+  result.timings.total_s = ctx.elapsed_s();
+  return std::move(result);
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<PipelineRunner>> make_runner(ModelRegistry& registry, const PipelineConfig& p) {
+  auto spec = std::dynamic_pointer_cast<const FluxSpec>(p.spec);
+  const std::string where = "pipeline '" + p.name + "'";
+  if (!spec) return failed_precondition(where + ": its description is not a Flux one");
+  auto runner = std::make_unique<FluxRunner>(registry, p.name, spec);
+  for (auto [component, slot] : {std::pair{"text_encoder", &runner->clip}, std::pair{"text_encoder_2", &runner->t5},
+                                 std::pair{"transformer", &runner->transformer}, std::pair{"vae", &runner->vae}})
+    if (const std::string* m = p.model_for(component)) *slot = *m;
+  if (runner->clip.empty() || runner->t5.empty() || runner->transformer.empty() || runner->vae.empty())
+    return not_found(where + ": a required network is missing from the registry config");
+  return std::unique_ptr<PipelineRunner>(std::move(runner));
+}
+
+}  // namespace tp::flux
