@@ -20,11 +20,15 @@ function(tp_project_target target)
   endif()
 endfunction()
 
+# ccache, keyed on paths relative to the source tree (base_dir) and not on the
+# build folder (hash_dir off), so that every build folder directly inside the
+# source tree (build, build-asan, the pip build's build-pip, ...) shares hits.
 find_program(TP_CCACHE ccache)
 if(TP_CCACHE)
   foreach(lang C CXX CUDA)
     if(NOT CMAKE_${lang}_COMPILER_LAUNCHER)
-      set(CMAKE_${lang}_COMPILER_LAUNCHER ${TP_CCACHE})
+      set(CMAKE_${lang}_COMPILER_LAUNCHER ${CMAKE_COMMAND} -E env CCACHE_BASEDIR=${CMAKE_SOURCE_DIR}
+                                          CCACHE_NOHASHDIR=1 ${TP_CCACHE})
     endif()
   endforeach()
 endif()

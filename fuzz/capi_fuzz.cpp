@@ -30,50 +30,14 @@
 #include <string>
 #include <vector>
 
+#include "capi_protocol.h"
 #include "twistedpic/config.h"
 #include "twistedpic/tp.h"
 
 namespace {
 
-void check(bool ok) {
-  if (!ok) std::abort();
-}
-
-bool known_code(tp_code c) {
-  switch (c) {
-    case TP_OK: case TP_CANCELLED: case TP_UNKNOWN: case TP_INVALID_ARGUMENT: case TP_NOT_FOUND:
-    case TP_ALREADY_EXISTS: case TP_RESOURCE_EXHAUSTED: case TP_FAILED_PRECONDITION: case TP_ABORTED:
-    case TP_UNIMPLEMENTED: case TP_INTERNAL: case TP_UNAVAILABLE: case TP_DATA_LOSS:
-      return true;
-  }
-  return false;
-}
-
-// One call's optional error object; done() checks the protocol and frees it.
-class Err {
- public:
-  explicit Err(bool requested) : requested_(requested) {}
-  tp_error** ptr() { return requested_ ? &err_ : nullptr; }
-  tp_code done(tp_code code) {
-    check(known_code(code));
-    check(std::strcmp(tp_code_name(code), "") != 0);
-    if (code == TP_OK) {
-      check(err_ == nullptr);  // untouched on success
-    } else if (requested_) {
-      check(err_ != nullptr && tp_error_code(err_) == code);
-      const char* message = tp_error_message(err_);
-      check(message != nullptr && message[0] != '\0');
-    }
-    check(code != TP_INTERNAL);  // an exception caught at the boundary: a bug
-    tp_error_free(err_);
-    err_ = nullptr;
-    return code;
-  }
-
- private:
-  bool requested_;
-  tp_error* err_ = nullptr;
-};
+using tp_fuzz::check;
+using tp_fuzz::Err;
 
 // ---- host callbacks ------------------------------------------------------------------
 

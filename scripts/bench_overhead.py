@@ -3,29 +3,28 @@
 
     bench_overhead.py BUILD_DIR [--rounds 5] [--per-process 3] [--threads 1] [--no-process] [--python PY] [--python-path DIR]
 
-All three sides run models/tiny-sd3 (32x32, the model's 20 steps, fp32) from one config, text encoders kept on
-the device, the same prompt and seeds:
-  C++     BUILD/twistedpic --config CFG --keep-text-encoders -q generate PROMPT --count N+1: the CLI prints each
-          call's library-measured total (tp::GenerateResult timings.total_s, to 10 ms)
-  C       scripts/bench_overhead.c (compiled here, into a temporary folder): wall time around each
-          tp_pipeline_generate call, and tp_result_info.total_s
-  Python  the binding (bindings/python), wall time around each Pipeline.generate call, and info.total_s
-Each side is one process per round making N+1 calls; the first (lazy loads) is a warm-up and is discarded.
-The sides alternate, in a rotated order each round, so drift in the machine's speed hits all three.
-
-A process start and the loads dominate a 32x32 image, so the headline compares the generate calls themselves:
-  RESULT capi_overhead=<median C wall / median C++ total>      (target <= 1.02)
-  RESULT python_overhead=<median Python wall / median C++ total> (target <= 1.05)
-The C++ figure is the library's own timer (the CLI gives no wall time around the call), so these ratios charge
-each binding with everything outside that timer. Between processes they also carry run-to-run noise, which on a
-shared CPU is larger than the overhead: the per-call "wall - library total" lines measure the overhead alone.
-With processes on (default), whole-process times of one image (CLI, build/examples/tp_c_generate,
+All three sides run models/tiny-sd3 (32x32, the model's 20 steps, fp32) from one config, the same prompt and
+seeds, and time the generate call alone (wall clock around it), in a process that makes N+1 calls:
+  C++     BUILD/bench/overhead_cpp (bench/overhead_cpp.cpp): tp::Pipeline::generate
+  C       scripts/bench_overhead.c (compiled here, into a temporary folder): tp_pipeline_generate
+  Python  the binding (bindings/python), Pipeline.generate
+The first call (lazy loads) is a warm-up and is discarded. The sides alternate, in a rotated order each round,
+so drift in the machine's speed hits all three. Between processes, run-to-run noise on a shared CPU is larger
+than what a binding adds, so the headline divides each call's wall time by the library's own timer of the same
+call (GenerateResult timings.total_s, which starts inside Pipeline::generate), and that by the same figure for
+C++:
+  RESULT capi_overhead=<C (wall / total) / C++ (wall / total)>       (target <= 1.02)
+  RESULT python_overhead=<Python (wall / total) / C++ (wall / total)> (target <= 1.05)
+It charges each binding with everything outside the library's timer: argument conversion, the C shim, ctypes,
+result wrapping. The between-process ratio (each round's median call over the C++ one) is printed beside it
+as a check.
+A ratio whose spread over the calls is over 10 % is printed as not a result (scripts/bench_ratio.py). The per-call "wall - library total" lines measure what each binding adds outside the library's own
+timer. With processes on (default), whole-process times of one image (the CLI, build/examples/tp_c_generate,
 examples/python/generate.py) are printed too, for information.
 """
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -34,9 +33,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_ratio import result_line
+
 REPO = Path(__file__).resolve().parents[1]
 PROMPT = "a red circle on a white background"
-CLI_LINE = re.compile(r"\(\d+x\d+, seed \d+, \d+ steps, guidance [\d.]+, ([\d.]+) s:")
 
 PY_SIDE = r"""
 import json, sys, time
@@ -85,8 +85,8 @@ def main() -> int:
     if args.rounds < 5:
         ap.error("--rounds must be at least 5")
     build = args.build.resolve()
-    lib, cli = build / "libtwistedpic.so", build / "twistedpic"
-    for f in (lib, cli):
+    lib, cli, cpp_bin = build / "libtwistedpic.so", build / "twistedpic", build / "bench" / "overhead_cpp"
+    for f in (lib, cli, cpp_bin):
         if not f.exists():
             sys.exit(f"{f} does not exist: build first")
     model = args.model_dir.resolve()
@@ -94,12 +94,12 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="tp_bench_overhead_"))
     try:
-        return measure(args, build, lib, cli, model, calls, tmp)
+        return measure(args, build, lib, cli, cpp_bin, model, calls, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def measure(args, build, lib, cli, model, calls, tmp) -> int:
+def measure(args, build, lib, cli, cpp_bin, model, calls, tmp) -> int:
     config = tmp / "config.json"
     config.write_text(json.dumps({"models": {"default": {"path": str(model), "pipeline_type": "sd3",
                                                          "dtype": "fp32"}}}))
@@ -110,15 +110,6 @@ def measure(args, build, lib, cli, model, calls, tmp) -> int:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     py_env = dict(env, PYTHONPATH=str(args.python_path.resolve()), TWISTEDPIC_LIBRARY=str(lib),
                   PYTHONDONTWRITEBYTECODE="1")
-
-    def run_cli():
-        out = subprocess.run([str(cli), "-q", "--keep-text-encoders", "--config", str(config), "generate",
-                              args.prompt, "--count", str(calls), "--seed", str(args.seed), "-o", str(tmp / "cli")],
-                             check=True, capture_output=True, text=True, env=env).stdout
-        totals = [float(m.group(1)) for m in CLI_LINE.finditer(out)]
-        if len(totals) != calls:
-            sys.exit(f"could not read {calls} timings from the CLI's output:\n{out}")
-        return [{"total_s": t} for t in totals[1:]]
 
     def run_json(cmd, env=None):
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -131,7 +122,7 @@ def measure(args, build, lib, cli, model, calls, tmp) -> int:
         return rows[1:]
 
     sides = {
-        "C++": run_cli,
+        "C++": lambda: run_json([str(cpp_bin), str(config), "default", args.prompt, str(args.seed), str(calls)], env),
         "C": lambda: run_json([str(c_bin), str(config), "default", args.prompt, str(args.seed), str(calls)], env),
         "Python": lambda: run_json([args.python, "-c", PY_SIDE, str(config), "default", args.prompt,
                                     str(args.seed), str(calls)], py_env),
@@ -153,11 +144,14 @@ def measure(args, build, lib, cli, model, calls, tmp) -> int:
 
     names = list(sides)
     calls_by = {n: [] for n in names}
+    rounds_by = {n: [] for n in names}  # per round: the median call
     process_by = {n: [] for n in names}
     for r in range(args.rounds):
         order = names[r % 3:] + names[:r % 3]
         for n in order:
-            calls_by[n] += sides[n]()
+            rows = sides[n]()
+            calls_by[n] += rows
+            rounds_by[n].append(statistics.median(row["wall_s"] for row in rows))
         if not args.no_process:
             for n in order:
                 t0 = time.perf_counter()
@@ -165,30 +159,36 @@ def measure(args, build, lib, cli, model, calls, tmp) -> int:
                 process_by[n].append(time.perf_counter() - t0)
         print(f"round {r + 1}/{args.rounds} ({', '.join(order)}) done", file=sys.stderr, flush=True)
 
-    cpp = [c["total_s"] for c in calls_by["C++"]]
-    c_wall = [c["wall_s"] for c in calls_by["C"]]
-    py_wall = [c["wall_s"] for c in calls_by["Python"]]
     print(f"one {model.name} image (32x32, the model's steps, fp32, CPU, {args.threads} thread(s)), "
           f"{args.rounds} rounds x {args.per_process} calls per process after 1 warm-up, sides alternated")
-    print("generate call:")
-    print(fmt("C++ CLI (library total, 10 ms)", cpp))
-    print(fmt("C tp_pipeline_generate (wall)", c_wall))
-    print(fmt("Python Pipeline.generate (wall)", py_wall))
+    print("generate call (wall):")
+    for n, label in (("C++", "C++ Pipeline::generate"), ("C", "C tp_pipeline_generate"),
+                     ("Python", "Python Pipeline.generate")):
+        print(fmt(label, [c["wall_s"] for c in calls_by[n]]))
     print("outside the library's timer, per call (wall - library total of the same call):")
-    print(fmt("C", [c["wall_s"] - c["total_s"] for c in calls_by["C"]]))
-    print(fmt("Python", [c["wall_s"] - c["total_s"] for c in calls_by["Python"]]))
-    print("library total, per side (same timer everywhere: run-to-run noise between processes):")
-    print(fmt("C++", cpp))
-    print(fmt("C", [c["total_s"] for c in calls_by["C"]]))
-    print(fmt("Python", [c["total_s"] for c in calls_by["Python"]]))
+    for n in names:
+        print(fmt(n, [c["wall_s"] - c["total_s"] for c in calls_by[n]]))
     if not args.no_process:
         print("whole process, one image (start, loads, generate, PNG; information only):")
         print(fmt("C++ twistedpic generate", process_by["C++"]))
         print(fmt("C examples/c/generate.c", process_by["C"]))
         print(fmt("Python examples/python/generate.py", process_by["Python"]))
+    # The headline: per call, wall time over the library's own timer of the same call (generate's total_s), so
+    # the reference is measured in the same call and machine noise cancels; C++ is the baseline of that ratio.
     m = statistics.median
-    print(f"RESULT capi_overhead={m(c_wall) / m(cpp):.3f}")
-    print(f"RESULT python_overhead={m(py_wall) / m(cpp):.3f}")
+    per_call = {n: [c["wall_s"] / c["total_s"] for c in calls_by[n]] for n in names}
+    print("per call, wall / library total of the same call (the headline: noise cancels):")
+    for n in names:
+        med, lo, hi, _ = spread(per_call[n])
+        print(f"  {n:<7} median {med:.5f}  min {lo:.5f}  max {hi:.5f}  spread {(hi - lo) / med * 100:.2f} %")
+    print("between processes, each round's median call over the C++ one of the same round (a check; on a busy "
+          "CPU its spread is machine noise):")
+    for key, n in (("capi_overhead", "C"), ("python_overhead", "Python")):
+        ratios = [b / a for a, b in zip(rounds_by["C++"], rounds_by[n])]
+        print(f"  {key}: median {m(ratios):.3f}, min {min(ratios):.3f}, max {max(ratios):.3f}  "
+              f"({', '.join(f'{x:.3f}' for x in ratios)})")
+    for key, n in (("capi_overhead", "C"), ("python_overhead", "Python")):
+        print(result_line(key, [x / m(per_call["C++"]) for x in per_call[n]], digits=4, what="calls"))
     return 0
 
 

@@ -1,9 +1,10 @@
 """Generate a picture from Python: a registry with one pipeline, a prompt, progress, a PNG.
 
-    TWISTEDPIC_LIBRARY=build/libtwistedpic.so PYTHONPATH=bindings/python \
-        python examples/python/generate.py "a red circle on a white background" --seed 5 -o circle.png
+    pip install .    # once, at the repository's root, in a venv with torch
+    python examples/python/generate.py "a red circle on a white background" --seed 5 -o circle.png
 
-Without --model-dir it uses the tiny default model shipped in models/tiny-sd3 (32x32 pixels, runs on the CPU).
+Without --model-dir it uses the tiny default model shipped with the package, models/tiny-sd3 (32x32 pixels, runs
+on the CPU).
 Ctrl-C cancels the generation between two steps.
 """
 
@@ -14,13 +15,11 @@ import sys
 
 import twistedpic
 
-DEFAULT_MODEL = pathlib.Path(__file__).resolve().parents[2] / "models" / "tiny-sd3"
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("prompt", nargs="?", default="a red circle on a white background")
-    parser.add_argument("--model-dir", type=pathlib.Path, default=DEFAULT_MODEL, help="a diffusers folder")
+    parser.add_argument("--model-dir", type=pathlib.Path, default=twistedpic.default_model_dir(),
+                        help="a diffusers folder")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
     parser.add_argument("-o", "--out", type=pathlib.Path, default=pathlib.Path("twistedpic.png"))

@@ -1,9 +1,15 @@
 import gc
+import os
 
 import pytest
 
 import twistedpic
 from twistedpic import _callbacks
+
+# run_tests.sh runs the suite against the pip-installed package and names where it must come from.
+_expected = os.environ.get("TP_EXPECT_PACKAGE_IN")
+if _expected and os.path.dirname(os.path.abspath(twistedpic.__file__)) != _expected:
+    raise ImportError(f"tests: twistedpic was imported from {twistedpic.__file__}, not from {_expected}")
 
 GiB = 1 << 30
 

@@ -13,6 +13,8 @@ The package wraps the C library libtwistedpic through ctypes; set TWISTEDPIC_LIB
 when the dynamic loader cannot find it.
 """
 
+import os
+
 from ._errors import (AbortedError, AlreadyExistsError, CancelledError, DataLossError, FailedPreconditionError,
                       InternalError, InvalidArgumentError, NotFoundError, ResourceExhaustedError, TwistedpicError,
                       UnavailableError, UnimplementedError, UnknownError)
@@ -25,6 +27,18 @@ from .registry import (Event, Lease, MemoryPolicy, ModelInfo, Plan, PolicyModel,
 __version__ = "0.1.0"
 
 
+def default_model_dir() -> str:
+    """The shipped default model, a tiny SD3 pipeline folder (models/tiny-sd3): inside the installed package, or
+    in the source tree when the package runs from there. Raises FileNotFoundError when neither exists."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for candidate in (os.path.join(here, "models", "tiny-sd3"),
+                      os.path.join(here, os.pardir, os.pardir, os.pardir, "models", "tiny-sd3")):
+        if os.path.isfile(os.path.join(candidate, "model_index.json")):
+            return os.path.normpath(candidate)
+    raise FileNotFoundError("twistedpic: the default model (models/tiny-sd3) is neither in the package nor in "
+                            "the source tree")
+
+
 def library_version() -> str:
     """The loaded C library's version, "MAJOR.MINOR.PATCH"."""
     return _tp_version_string().decode()
@@ -35,6 +49,6 @@ __all__ = [
     "FailedPreconditionError", "Image", "InternalError", "InvalidArgumentError", "Lease", "MemoryPolicy",
     "ModelInfo", "NotFoundError", "Pipeline", "Plan", "PolicyModel", "Progress", "Reason", "Registry",
     "ResourceExhaustedError", "ResultInfo", "Stage", "State", "Stats", "Tier", "TRACE", "TwistedpicError",
-    "UnavailableError", "UnimplementedError", "UnknownError", "library_version", "reset_log_handler",
-    "set_log_handler",
+    "UnavailableError", "UnimplementedError", "UnknownError", "default_model_dir", "library_version",
+    "reset_log_handler", "set_log_handler",
 ]

@@ -2,7 +2,7 @@
 
 Every function keeps its C name, parameter order and types; ownership and threading are as documented in
 tp.h. The library is found through the TWISTEDPIC_LIBRARY environment variable (a full path to the shared
-library), then ``ctypes.util.find_library("twistedpic")``. Importing this module fails with ImportError when
+library), then inside the package (where ``pip install`` puts it), then ``ctypes.util.find_library("twistedpic")``. Importing this module fails with ImportError when
 the library is missing, lacks a symbol, has another major.minor version, or when a struct's size differs
 from the C header's.
 """
@@ -18,11 +18,19 @@ EXPECTED_VERSION = (0, 1, 0)
 EXPECTED_VERSION_NUMBER = EXPECTED_VERSION[0] * 10000 + EXPECTED_VERSION[1] * 100 + EXPECTED_VERSION[2]
 
 
+# Where `pip install .` puts the library: inside the package, next to this file.
+_BUNDLED_LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libtwistedpic.so")
+
+
 def _load_library():
-    path = os.environ.get("TWISTEDPIC_LIBRARY") or ctypes.util.find_library("twistedpic")
+    path = os.environ.get("TWISTEDPIC_LIBRARY")
+    if not path and os.path.isfile(_BUNDLED_LIBRARY):
+        path = _BUNDLED_LIBRARY
+    path = path or ctypes.util.find_library("twistedpic")
     if not path:
-        raise ImportError("twistedpic: the shared library libtwistedpic was not found; set TWISTEDPIC_LIBRARY to "
-                          "its full path or install it where the dynamic loader finds it")
+        raise ImportError("twistedpic: the shared library libtwistedpic was not found; install the package with "
+                          "pip (it bundles the library), set TWISTEDPIC_LIBRARY to its full path, or install it "
+                          "where the dynamic loader finds it")
     try:
         return ctypes.CDLL(path)  # CDLL releases the GIL during every call
     except OSError as e:

@@ -21,7 +21,7 @@ import enum
 import os
 import threading
 import weakref
-from ctypes import POINTER, byref, c_int32, c_int64, c_uint32, sizeof
+from ctypes import POINTER, byref, c_int32, c_int64, c_uint32, c_uint64, sizeof
 from typing import Callable, Dict, List, Optional, Sequence
 
 from . import _ffi
@@ -524,7 +524,13 @@ class Registry:
     def stats(self) -> Stats:
         s = _ffi.tp_stats(struct_size=sizeof(_ffi.tp_stats))
         call(_ffi.tp_registry_stats, byref(s), self._h)
-        return _from_c(Stats, s, evictions={_enum(Reason, i): n for i, n in enumerate(s.evictions)})
+        return _from_c(Stats, s, evictions={reason: self._evictions(reason) for reason in Reason})
+
+    def _evictions(self, reason: "Reason") -> int:
+        # tp_registry_evictions counts every reason; tp_stats.evictions stops at the v0.1 ones.
+        n = c_uint64()
+        call(_ffi.tp_registry_evictions, byref(n), self._h, int(reason))
+        return n.value
 
     def subscribe(self, callback: Callable[[Event], None]) -> int:
         """Calls ``callback(event)`` for every residency transition, on the thread that made it, possibly
