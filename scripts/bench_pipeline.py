@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """twistedpic's SD3 pipeline against diffusers, on CPU, in the same run.
 
-    bench_pipeline.py BUILD_DIR [--size 128] [--steps 5] [--repeats 3] [--rounds 2] [--threads 2]
+    bench_pipeline.py BUILD_DIR [--size 128] [--steps 5] [--repeats 3] [--min-rounds 3] [--max-rounds 8] [--threads 2]
 
 Both run the same random-weight SD3.5-style folder (scripts/sd3_reference.py --variant bench) in fp32 with
 classifier-free guidance, the same prompt, size and thread count. A step is the time between consecutive step
-callbacks (the transformer on the guided batch, plus the scheduler); a generation is the whole call. Rounds
-alternate between the two so that drift in the machine's speed hits both. Prints medians and
+callbacks (the transformer on the guided batch, plus the scheduler); a generation is the whole call. Each
+side's first generation in a round is a warm-up and is discarded. The two sides swap order every round (ours
+first in even rounds), and each round gives one ratio per figure; rounds go on until the ratios' spread is at
+most 10 % (scripts/bench_ratio.py), else the figure is printed as unstable, not as a result. Prints medians and
   RESULT step_vs_diffusers=<ours/theirs>   (target <= 1.2)
   RESULT generate_vs_diffusers=<ours/theirs>
 """
@@ -19,6 +21,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from bench_ratio import measure_rounds, result_line
 
 HERE = Path(__file__).resolve().parent
 PROMPT = "a red circle on a white background"
@@ -54,7 +58,8 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--min-rounds", type=int, default=3)
+    ap.add_argument("--max-rounds", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -63,23 +68,36 @@ def main() -> int:
         subprocess.run([sys.executable, str(HERE / "sd3_reference.py"), str(folder.parent), "--variant", "bench"],
                        check=True, stdout=subprocess.DEVNULL)
     binary = args.build / "bench" / "sd3_bench"
-    ours_step, ours_gen, theirs_step, theirs_gen = [], [], [], []
-    for _ in range(args.rounds):
+    times = {"ours_step": [], "ours_gen": [], "theirs_step": [], "theirs_gen": []}
+
+    def ours():
         out = subprocess.run([str(binary), str(folder), str(args.size), str(args.size), str(args.steps),
                               str(args.repeats), str(args.threads)], check=True, capture_output=True, text=True)
         r = json.loads(out.stdout)
-        ours_step.append(r["step_s"])
-        ours_gen.append(r["generate_s"])
+        return r["step_s"], r["generate_s"]
+
+    def theirs():
         s, g = diffusers_times(folder, args.size, args.steps, args.repeats)
-        theirs_step.append(statistics.median(s))
-        theirs_gen.append(statistics.median(g))
-    ours_s, theirs_s = statistics.median(ours_step), statistics.median(theirs_step)
-    ours_g, theirs_g = statistics.median(ours_gen), statistics.median(theirs_gen)
-    print(f"sd3 {args.size}x{args.size}, {args.steps} steps, fp32, CPU, {args.threads} threads")
-    print(f"  one step:        twistedpic {ours_s * 1e3:8.1f} ms   diffusers {theirs_s * 1e3:8.1f} ms")
-    print(f"  one generation:  twistedpic {ours_g * 1e3:8.1f} ms   diffusers {theirs_g * 1e3:8.1f} ms")
-    print(f"RESULT step_vs_diffusers={ours_s / theirs_s:.3f}")
-    print(f"RESULT generate_vs_diffusers={ours_g / theirs_g:.3f}")
+        return statistics.median(s), statistics.median(g)
+
+    def one_round(r):
+        sides = [("ours", ours), ("theirs", theirs)]
+        got = {}
+        for name, run in sides if r % 2 == 0 else sides[::-1]:
+            got[name] = run()
+            times[f"{name}_step"].append(got[name][0])
+            times[f"{name}_gen"].append(got[name][1])
+        return {"step_vs_diffusers": got["ours"][0] / got["theirs"][0],
+                "generate_vs_diffusers": got["ours"][1] / got["theirs"][1]}
+
+    ratios = measure_rounds(one_round, args.min_rounds, args.max_rounds)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"sd3 {args.size}x{args.size}, {args.steps} steps, fp32, CPU, {args.threads} threads, "
+          f"{len(times['ours_step'])} rounds")
+    print(f"  one step:        twistedpic {med['ours_step'] * 1e3:8.1f} ms   diffusers {med['theirs_step'] * 1e3:8.1f} ms")
+    print(f"  one generation:  twistedpic {med['ours_gen'] * 1e3:8.1f} ms   diffusers {med['theirs_gen'] * 1e3:8.1f} ms")
+    for key, values in ratios.items():
+        print(result_line(key, values))
     return 0
 
 
