@@ -5,7 +5,8 @@
 #   make test       build, run every test (ctest), the TSAN and ASAN builds of the core,
 #                   then a short libFuzzer smoke pass (with clang)
 #   make bench      CPU benchmarks (Google Benchmark), ending in RESULT lines
-#   make gpu-check  GPU validation (dry mode on a machine without a GPU)
+#   make gpu-bundle the GPU bundle (a tarball of at most 60 MiB) for a bare GPU machine
+#   make gpu-check  runs the GPU bundle (dry mode on a machine without a GPU)
 #   make fuzz       libFuzzer targets
 #
 # Your own LibTorch: make test Torch_DIR=/path/to/libtorch/share/cmake/Torch
@@ -30,7 +31,7 @@ endif
 
 CMAKE_COMMON := -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
 
-.PHONY: setup configure build test test-tsan test-asan test-fuzz-smoke demo bench gpu-check fuzz package-conan clean
+.PHONY: setup configure build test test-tsan test-asan test-fuzz-smoke demo bench gpu-bundle gpu-check fuzz package-conan clean
 
 setup:
 	@$(SETUP_ENV) bash scripts/setup.sh
@@ -83,14 +84,29 @@ test: build
 
 bench: setup $(BUILD)/build.ninja
 	cmake -S . -B $(BUILD) -DTP_BUILD_BENCHMARKS=ON >/dev/null
-	cmake --build $(BUILD) -j $(JOBS) --target registry_bench weights_bench sd3_bench
+	cmake --build $(BUILD) -j $(JOBS) --target registry_bench weights_bench sd3_bench overhead_cpp
 	python3 scripts/bench.py $(BUILD)
 	$(TP_VENV)/bin/python scripts/bench_weights.py $(BUILD) $(BENCH_GIB)
 	$(TP_VENV)/bin/python scripts/bench_pipeline.py $(BUILD)
+	$(TP_VENV)/bin/python scripts/flux_bench.py $(BUILD)
 	python3 scripts/bench_overhead.py $(BUILD) --python $(TP_VENV)/bin/python
 
-gpu-check: build
-	bash scripts/gpu_check.sh $(BUILD)
+# The GPU bundle (scripts/gpu_bundle/): stripped binaries, the libraries a bare GPU machine lacks, the tiny
+# models and parity references, the diffusers wheel and run.sh, as $(GPU_BUNDLE)/ and $(GPU_BUNDLE).tar.gz
+# (at most 60 MiB). Carry it to the GPU machine and run run.sh there (or make gpu-check).
+GPU_BUNDLE ?= $(BUILD)/gpu-bundle/twistedpic-gpu
+gpu-bundle: setup $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS) --target twistedpic_cli twistedpic_c gpu_tests gpu_torch_tests gpu_bench
+	cd $(BUILD) && ctest -R '^pipeline\.sd3_reference$$' --output-on-failure
+	bash scripts/gpu_bundle/make_bundle.sh $(BUILD) $(GPU_BUNDLE) --tar
+
+# Runs the bundle: for real where an NVIDIA driver answers, else its dry run. Builds and installs nothing
+# (no setup.sh: a GPU machine has no network). Reports in OUT (default out/gpu-check).
+# The python with torch: the venv's where there is one (the build machine), else python3 (a GPU machine).
+OUT ?= out/gpu-check
+GPU_PYTHON ?= $(if $(wildcard $(TP_VENV)/bin/python),$(TP_VENV)/bin/python,python3)
+gpu-check:
+	PYTHON=$(GPU_PYTHON) bash scripts/gpu_check.sh $(GPU_BUNDLE) $(OUT)
 
 # The default model (models/tiny-sd3) through the CLI: lazy loads, the text
 # encoders unloaded to pinned host memory after encoding, the transformer and VAE

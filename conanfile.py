@@ -44,8 +44,12 @@ class TwistedpicConan(ConanFile):
         # The tokenizers (src/text); found with pkg-config (pkg_check_modules).
         self.requires("sentencepiece/[>=0.1.97 <1]")
         self.requires("utf8proc/[>=2.6 <3]")
+        # xxhash.h, header-only (XXH_INLINE_ALL): the weights' content digests (src/weights/weights_digest.cpp).
+        self.requires("xxhash/[>=0.8 <1]", visible=False)
         # The command line (src/cli), header-only and not part of the library.
         self.requires("cli11/[>=2.1 <3]", visible=False)
+        # `twistedpic serve` (src/server), linked into the command line only; found with pkg-config.
+        self.requires("cpp-httplib/[>=0.11 <1]", visible=False)
 
     def validate(self):
         check_min_cppstd(self, 20)

@@ -11,7 +11,7 @@ venv=${TP_VENV:-$HOME/.cache/twistedpic/venv}
 
 # --- Debian packages ------------------------------------------------------
 apt_pkgs=(cmake ninja-build g++ clang pkg-config ccache libexpected-dev libspdlog-dev nlohmann-json3-dev libpng-dev
-          libsentencepiece-dev libutf8proc-dev libcli11-dev
+          libsentencepiece-dev libutf8proc-dev libcli11-dev libcpp-httplib-dev libxxhash-dev
           libgtest-dev libgmock-dev libbenchmark-dev binutils python3-venv golang-go libclang-rt-14-dev)
 missing=()
 for p in "${apt_pkgs[@]}"; do

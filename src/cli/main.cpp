@@ -3,6 +3,7 @@
 //   twistedpic list                                     the registry's table
 //   twistedpic generate "a red circle on a white background" --seed 3 --out red.png
 //   twistedpic --watch generate ...                     residency transitions and device memory as they happen
+//   twistedpic --config models.json serve --port 7860   the HTTP server (src/server, docs/server.md)
 //
 // Without --config, the registry holds one pipeline, "default": the model in
 // --model-dir (default: the tiny SD3 model that ships with twistedpic).
@@ -27,6 +28,7 @@
 #include "twistedpic/pipeline.h"
 #include "twistedpic/runtime.h"
 #include "twistedpic/version.h"
+#include "server/server.h"
 
 #ifndef TP_SOURCE_MODEL_DIR
 #define TP_SOURCE_MODEL_DIR ""
@@ -85,7 +87,7 @@ struct Cli {
   // generate
   std::vector<std::string> prompts;
   std::string negative, out = "twistedpic.png", model = "default";
-  int steps = 0, width = 0, height = 0, count = 1, max_sequence_length = 256;
+  int steps = 0, width = 0, height = 0, count = 1, max_sequence_length = 0;  // 0: the model's
   double guidance = -1;
   uint64_t seed = 0;
 };
@@ -107,6 +109,7 @@ tp::Expected<tp::RegistryConfig> make_config(const Cli& cli) {
     tp::ModelConfig m;
     m.name = "default";
     m.source = cli.model_dir;
+    m.pipeline_type = tp::kDetectPipelineType;  // SD3 or Flux, as the folder says
     auto dtype = tp::dtype_from_config_name(cli.dtype);
     if (!dtype) return tp::invalid_argument("--dtype '" + cli.dtype + "': use fp32, fp16 or bf16");
     m.dtype = *dtype;
@@ -325,16 +328,50 @@ int main(int argc, char** argv) {
   gen->add_option("--width,-W", cli.width, "pixels (default: the model's)");
   gen->add_option("--height,-H", cli.height, "pixels (default: the model's)");
   gen->add_option("--count,-c", cli.count, "images per prompt")->check(CLI::Range(1, 1000));
-  gen->add_option("--max-sequence-length", cli.max_sequence_length, "T5 tokens")->check(CLI::Range(1, 512));
+  gen->add_option("--max-sequence-length", cli.max_sequence_length,
+                  "T5 tokens (default: the model's, 256 for SD3, 512 for Flux)")
+      ->check(CLI::Range(1, 512));
   gen->add_option("--out,-o", cli.out, "a .png file for one image, else a folder")->default_str(cli.out);
+  tp::server::ServerOptions serve_options;
+  CLI::App* serve = app.add_subcommand("serve", "serve the pipelines over HTTP (OpenAI Images, /api/ps, /metrics)");
+  serve->add_option("--host", serve_options.host, "address to bind (default: loopback)")
+      ->default_str(serve_options.host);
+  serve->add_option("--port", serve_options.port, "port (0: any free one)")
+      ->check(CLI::Range(0, 65535))
+      ->default_str(std::to_string(serve_options.port));
+  serve->add_option("--api-key", serve_options.api_key, "require Authorization: Bearer KEY")
+      ->envname("TWISTEDPIC_API_KEY");
+  serve->add_option("--concurrency", serve_options.concurrency, "generations each pipeline runs at once")
+      ->check(CLI::Range(1, 1024))
+      ->default_str(std::to_string(serve_options.concurrency));
+  serve->add_option("--queue", serve_options.queue_depth, "requests each pipeline lets wait; more get 429")
+      ->check(CLI::Range(0, 100000))
+      ->default_str(std::to_string(serve_options.queue_depth));
+  serve->add_option("--max-body-bytes", serve_options.max_body_bytes, "request body limit")
+      ->check(CLI::Range(1024, 1 << 30))
+      ->capture_default_str();
+  serve->add_option("--max-prompt-bytes", serve_options.max_prompt_bytes, "prompt limit")
+      ->check(CLI::Range(1, 1 << 24))
+      ->capture_default_str();
+  serve->add_option("--read-timeout", serve_options.read_timeout_s, "seconds a request may stall")
+      ->check(CLI::Range(0.01, 3600.0))
+      ->capture_default_str();
+  serve->add_option("--drain-grace", serve_options.drain_grace_s, "seconds SIGTERM lets generations finish")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
+  serve->add_option("--keep-alive", serve_options.default_keep_alive_s,
+                    "default keep_alive in seconds (negative: the policy's)");
   CLI11_PARSE(app, argc, argv);
+  if (serve->parsed()) tp::server::block_stop_signals();  // before the registry starts its threads
 
   ProgressBar bar(!cli.quiet && isatty(STDERR_FILENO));
   auto session = std::make_unique<Session>();
   if (auto st = open_session(cli, bar, *session); !st) return fail(st.error());
   if (cli.watch) subscribe_watch(*session);
   if (!cli.timeline.empty()) subscribe_timeline(*session);
-  int rc = list->parsed() ? run_list(*session) : run_generate(cli, *session, bar);
+  int rc = list->parsed()    ? run_list(*session)
+           : serve->parsed() ? tp::server::serve(*session->registry, serve_options)
+                             : run_generate(cli, *session, bar);
   if (rc != 0) return rc;
   // Stay a while (the background thread applies idle timeouts), sampling memory.
   for (auto until = Clock::now() + std::chrono::duration<double>(cli.linger); Clock::now() < until;) {
