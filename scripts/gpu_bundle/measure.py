@@ -118,22 +118,8 @@ def cmd_sd3(args) -> int:
     print(f"sd3: built {folder} ({params / 1e9:.2f} B transformer parameters, {args.layers} layers) "
           f"in {time.perf_counter() - t0:.0f} s", flush=True)
     pipe.set_progress_bar_config(disable=True)
-    stamps = []
-
-    def on_step(_pipe, _i, _t, kwargs):
-        torch.cuda.synchronize()
-        stamps.append(time.perf_counter())
-        return kwargs
-
-    theirs = []
-    for i in range(args.repeats + 1):  # the first is a warm-up
-        stamps.clear()
-        with torch.inference_mode():
-            pipe(PROMPT, height=args.size, width=args.size, num_inference_steps=args.steps, guidance_scale=5.0,
-                 max_sequence_length=77, generator=torch.Generator().manual_seed(i), callback_on_step_end=on_step,
-                 output_type="latent")
-        if i:
-            theirs += [b - a for a, b in zip(stamps, stamps[1:])]
+    theirs = step_times(pipe, torch.cuda.synchronize, args.size, args.steps, args.repeats, guidance_scale=5.0,
+                        max_sequence_length=77)
     del pipe
     gc.collect()
     torch.cuda.empty_cache()

@@ -2,6 +2,7 @@
 
 #include <ATen/Functions.h>
 #include <ATen/TensorOperators.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <c10/util/Exception.h>
 
 #include <cmath>
@@ -130,6 +131,36 @@ Error torch_error(const std::string& pipeline, std::exception_ptr e) {
   } catch (...) {
     return Error{ErrorCode::kInternal, pipeline + ": generating failed: an unknown exception"};
   }
+}
+
+Expected<at::Tensor> initial_noise(const std::vector<int64_t>& shape, const at::Tensor& given, uint64_t seed,
+                                   at::Device device, at::ScalarType dtype) {
+  if (given.defined()) {
+    if (given.sizes() != at::IntArrayRef(shape))
+      return invalid_argument("generate: the initial latents have the wrong shape");
+    return given.to(device, dtype);
+  }
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  return at::randn(shape, gen, at::TensorOptions().dtype(at::kFloat)).to(device, dtype);
+}
+
+Expected<at::Tensor> flow_match_euler(const RunContext& ctx, const Schedule& schedule, at::Tensor latents, bool cfg,
+                                      double cfg_scale,
+                                      const std::function<at::Tensor(const at::Tensor& input, int step)>& predict) {
+  const int steps = static_cast<int>(schedule.timesteps.size());
+  for (int i = 0; i < steps; ++i) {
+    if (ctx.cancelled()) return cancelled("generate: cancelled at step " + std::to_string(i + 1));
+    at::Tensor velocity = predict(cfg ? at::cat({latents, latents}, 0) : latents, i);
+    if (cfg) {
+      std::vector<at::Tensor> parts = velocity.chunk(2, 0);
+      velocity = parts[0] + cfg_scale * (parts[1] - parts[0]);
+    }
+    const float dt = schedule.sigmas[static_cast<size_t>(i) + 1] - schedule.sigmas[static_cast<size_t>(i)];
+    latents = (latents.to(at::kFloat) + velocity * static_cast<double>(dt)).to(velocity.scalar_type());
+    if (!ctx.report_step(i + 1, steps))
+      return cancelled("generate: cancelled by the progress callback at step " + std::to_string(i + 1));
+  }
+  return latents;
 }
 
 }  // namespace tp::nn

@@ -9,10 +9,12 @@
 #include <ATen/Tensor.h>
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "pipeline/common/bound_network.h"
+#include "pipeline/common/scheduler.h"
 #include "pipeline/spec.h"
 #include "text/tokenizer.h"
 #include "twistedpic/pipeline.h"
@@ -107,5 +109,20 @@ Expected<GenerateResult> guard_torch(const std::string& pipeline, F&& body) {
     return tl::unexpected(torch_error(pipeline, std::current_exception()));
   }
 }
+
+// The initial noise: `given` when defined (it must have `shape`), else drawn
+// in fp32 on the CPU from `seed`, as torch.Generator().manual_seed(seed) does,
+// so that an image does not depend on the device; then on `device` in `dtype`.
+Expected<at::Tensor> initial_noise(const std::vector<int64_t>& shape, const at::Tensor& given, uint64_t seed,
+                                   at::Device device, at::ScalarType dtype);
+
+// The flow-matching Euler loop of SD3 and Flux. At step i, `predict(input, i)`
+// gives the velocity for `input`: the latents, twice over when `cfg` (the
+// negative half first, as texts_to_encode orders them), whose halves are then
+// mixed by `cfg_scale`. The Euler step runs in fp32, as diffusers' scheduler
+// does. Cancellation is checked before each step; progress is reported after.
+Expected<at::Tensor> flow_match_euler(const RunContext& ctx, const Schedule& schedule, at::Tensor latents, bool cfg,
+                                      double cfg_scale,
+                                      const std::function<at::Tensor(const at::Tensor& input, int step)>& predict);
 
 }  // namespace tp::nn

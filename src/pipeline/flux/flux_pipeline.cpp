@@ -1,6 +1,5 @@
 // The Flux runner: text-to-image over registry leases, step for step as
 // diffusers' FluxPipeline.__call__ does it.
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Functions.h>
 #include <ATen/TensorOperators.h>
 #include <c10/core/InferenceMode.h>
@@ -135,14 +134,7 @@ Expected<GenerateResult> FluxRunner::run(const GenerateRequest& request, const R
     pooled = pooled.to(device, dtype);
     // The noise is drawn before packing, (B, C, 2*rows, 2*cols), so that seeds match diffusers'.
     const std::vector<int64_t> shape{batch, tcfg.in_channels / 4, rows * 2, cols * 2};
-    if (overrides.initial_latents.defined()) {
-      if (overrides.initial_latents.sizes() != at::IntArrayRef(shape))
-        return invalid_argument("generate: the initial latents have the wrong shape");
-      latents = overrides.initial_latents.to(device, dtype);
-    } else {
-      at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(request.seed);
-      latents = at::randn(shape, gen, at::TensorOptions().dtype(at::kFloat)).to(device, dtype);
-    }
+    TP_ASSIGN_OR_RETURN(latents, nn::initial_noise(shape, overrides.initial_latents, request.seed, device, dtype));
     latents = pack_latents(latents);
     const Rotary rotary = net.second.net->rotary(at::cat({text_ids(length), image_ids(rows, cols)}, 0), device);
     const int64_t runs = cfg ? 2 * batch : batch;
@@ -151,22 +143,12 @@ Expected<GenerateResult> FluxRunner::run(const GenerateRequest& request, const R
     if (tcfg.guidance_embeds) guidance = at::full({runs}, s.guidance_scale, f32);
     const nn::Schedule schedule =
         spec.scheduler->schedule_linear_sigmas(s.steps, spec.scheduler->mu(static_cast<int>(rows * cols)));
-    for (int i = 0; i < s.steps; ++i) {
-      if (ctx.cancelled()) return cancelled("generate: cancelled at step " + std::to_string(i + 1));
-      at::Tensor input = cfg ? at::cat({latents, latents}, 0) : latents;
+    auto predict = [&](const at::Tensor& input, int i) {
       // FluxPipeline passes t / 1000 in the latents' dtype; the transformer multiplies it back.
-      at::Tensor t = at::full({runs}, schedule.timesteps[i], f32).to(dtype) / 1000;
-      at::Tensor noise = net.second.net->forward(input, t, guidance, embeds, pooled, rotary);
-      if (cfg) {
-        std::vector<at::Tensor> parts = noise.chunk(2, 0);  // negatives first (texts_to_encode)
-        noise = parts[0] + true_cfg * (parts[1] - parts[0]);
-      }
-      // Euler step, in fp32 as diffusers' scheduler does.
-      const float dt = schedule.sigmas[i + 1] - schedule.sigmas[i];
-      latents = (latents.to(at::kFloat) + noise * static_cast<double>(dt)).to(noise.scalar_type());
-      if (!ctx.report_step(i + 1, s.steps))
-        return cancelled("generate: cancelled by the progress callback at step " + std::to_string(i + 1));
-    }
+      at::Tensor t = at::full({runs}, schedule.timesteps[static_cast<size_t>(i)], f32).to(dtype) / 1000;
+      return net.second.net->forward(input, t, guidance, embeds, pooled, rotary);
+    };
+    TP_ASSIGN_OR_RETURN(latents, nn::flow_match_euler(ctx, schedule, latents, cfg, true_cfg, predict));
   }
   if (overrides.final_latents) *overrides.final_latents = latents;
   result.timings.denoise_s = nn::seconds_since(denoise_start);

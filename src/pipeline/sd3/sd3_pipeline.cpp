@@ -1,6 +1,5 @@
 // The SD3 / 3.5 runner: text-to-image over registry leases, step for step as
 // diffusers' StableDiffusion3Pipeline.__call__ does it.
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Functions.h>
 #include <ATen/TensorOperators.h>
 #include <c10/core/InferenceMode.h>
@@ -133,31 +132,15 @@ Expected<GenerateResult> Sd3Runner::run(const GenerateRequest& request, const Ru
     embeds = embeds.to(device);
     pooled = pooled.to(device);
     const std::vector<int64_t> shape{batch, tcfg.in_channels, s.height / vsf, s.width / vsf};
-    if (overrides.initial_latents.defined()) {
-      if (overrides.initial_latents.sizes() != at::IntArrayRef(shape))
-        return invalid_argument("generate: the initial latents have the wrong shape");
-      latents = overrides.initial_latents.to(device, dtype);
-    } else {
-      at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(request.seed);
-      latents = at::randn(shape, gen, at::TensorOptions().dtype(at::kFloat)).to(device, dtype);
-    }
+    TP_ASSIGN_OR_RETURN(latents, nn::initial_noise(shape, overrides.initial_latents, request.seed, device, dtype));
     const int seq = static_cast<int>((s.height / vsf / tcfg.patch_size) * (s.width / vsf / tcfg.patch_size));
     const nn::Schedule schedule = spec.scheduler->schedule(s.steps, seq);
-    for (int i = 0; i < s.steps; ++i) {
-      if (ctx.cancelled()) return cancelled("generate: cancelled at step " + std::to_string(i + 1));
-      at::Tensor input = cfg ? at::cat({latents, latents}, 0) : latents;
-      at::Tensor t = at::full({input.size(0)}, schedule.timesteps[i], at::TensorOptions().dtype(at::kFloat).device(device));
-      at::Tensor noise = net.second.net->forward(input, t, embeds, pooled);
-      if (cfg) {
-        std::vector<at::Tensor> parts = noise.chunk(2, 0);
-        noise = parts[0] + s.guidance_scale * (parts[1] - parts[0]);
-      }
-      // Euler step, in fp32 as diffusers' scheduler does.
-      const float dt = schedule.sigmas[i + 1] - schedule.sigmas[i];
-      latents = (latents.to(at::kFloat) + noise * static_cast<double>(dt)).to(noise.scalar_type());
-      if (!ctx.report_step(i + 1, s.steps))
-        return cancelled("generate: cancelled by the progress callback at step " + std::to_string(i + 1));
-    }
+    const auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
+    auto predict = [&](const at::Tensor& input, int i) {
+      at::Tensor t = at::full({input.size(0)}, schedule.timesteps[static_cast<size_t>(i)], f32);
+      return net.second.net->forward(input, t, embeds, pooled);
+    };
+    TP_ASSIGN_OR_RETURN(latents, nn::flow_match_euler(ctx, schedule, latents, cfg, s.guidance_scale, predict));
   }
   if (overrides.final_latents) *overrides.final_latents = latents;
   result.timings.denoise_s = nn::seconds_since(denoise_start);
