@@ -17,6 +17,7 @@
 #include "pipeline/common/vae.h"
 #include "pipeline/runner.h"
 #include "pipeline/sd3/sd3_transformer.h"
+#include "support/parity.h"
 #include "torch/tensors.h"
 #include "device/device.h"
 #include "weights/diffusers_folder.h"
@@ -28,37 +29,11 @@ namespace {
 
 const std::filesystem::path kRefDir = TP_SD3_REFERENCE_DIR;
 
-// A safetensors file or model folder, resident on the CPU device, as views.
-struct Loaded {
-  std::unique_ptr<TensorWeights> weights;
-  nn::TensorMap tensors;
-
-  static Loaded open(const std::filesystem::path& source) {
-    Loaded l;
-    auto files = std::filesystem::is_regular_file(source) ? Expected<std::vector<WeightFile>>({{source, ""}})
-                                                          : model_weight_files(source.string());
-    EXPECT_TRUE(files) << files.error().message;
-    auto device = std::make_shared<CpuDevice>(1ull << 32);
-    auto pool = std::make_shared<PinnedPool>(device, 1 << 20, 2);
-    auto w = TensorWeights::open(*files, std::nullopt, device, pool, TransferOptions{1 << 20, 2});
-    EXPECT_TRUE(w) << w.error().message;
-    l.weights = std::move(*w);
-    EXPECT_TRUE(l.weights->load_to_device({}));
-    l.tensors = *torch_bridge::tensor_views(*l.weights);
-    return l;
-  }
-  const at::Tensor& operator[](const std::string& name) const { return tensors.at(name); }
-};
+using testing::Loaded;
+using testing::max_diff;
 
 nlohmann::json config_of(const std::string& variant, const char* component) {
-  auto folder = read_diffusers_folder(kRefDir / variant);
-  EXPECT_TRUE(folder) << folder.error().message;
-  return folder->find(component)->config;
-}
-
-double max_diff(const at::Tensor& a, const at::Tensor& b) {
-  EXPECT_EQ(a.sizes(), b.sizes());
-  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+  return testing::component_config(kRefDir / variant, component);
 }
 
 class Sd3Parity : public ::testing::TestWithParam<std::string> {
