@@ -17,39 +17,24 @@ import json
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 from bench_ratio import measure_rounds, result_line
+from diffusers_timing import diffusers_times
 
 HERE = Path(__file__).resolve().parent
 PROMPT = "a red circle on a white background"
 
 
-def diffusers_times(folder: Path, size: int, steps: int, repeats: int):
+def sd3_diffusers_times(folder: Path, size: int, steps: int, repeats: int):
     from diffusers import StableDiffusion3Pipeline
 
     pipe = StableDiffusion3Pipeline.from_pretrained(folder, torch_dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
-    stamps = []
-
-    def on_step(_pipe, _i, _t, kwargs):
-        stamps.append(time.perf_counter())
-        return kwargs
-
-    steps_s, gens_s = [], []
-    for i in range(repeats + 1):  # the first is a warm-up
-        stamps.clear()
-        t0 = time.perf_counter()
-        pipe(PROMPT, height=size, width=size, num_inference_steps=steps, guidance_scale=5.0,
-             max_sequence_length=64, generator=torch.Generator().manual_seed(i), callback_on_step_end=on_step,
-             output_type="np")
-        if i:
-            gens_s.append(time.perf_counter() - t0)
-            steps_s += [b - a for a, b in zip(stamps, stamps[1:])]
-    return steps_s, gens_s
+    return diffusers_times(pipe, repeats, prompt=PROMPT, height=size, width=size, num_inference_steps=steps,
+                           guidance_scale=5.0, max_sequence_length=64)
 
 
 def main() -> int:
@@ -77,7 +62,7 @@ def main() -> int:
         return r["step_s"], r["generate_s"]
 
     def theirs():
-        s, g = diffusers_times(folder, args.size, args.steps, args.repeats)
+        s, g = sd3_diffusers_times(folder, args.size, args.steps, args.repeats)
         return statistics.median(s), statistics.median(g)
 
     def one_round(r):

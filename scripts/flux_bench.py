@@ -19,35 +19,22 @@ import json
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 from bench_ratio import measure_rounds, result_line
+from diffusers_timing import diffusers_times
 
 HERE = Path(__file__).resolve().parent
 PROMPT = "a red circle on a white background"
 GUIDANCE, MAX_SEQUENCE_LENGTH = 3.5, 64
 
 
-def diffusers_times(pipe, size: int, steps: int, repeats: int):
-    stamps = []
-
-    def on_step(_pipe, _i, _t, kwargs):
-        stamps.append(time.perf_counter())
-        return kwargs
-
-    steps_s, gens_s = [], []
-    for i in range(repeats + 1):  # the first is a warm-up
-        stamps.clear()
-        t0 = time.perf_counter()
-        pipe(PROMPT, height=size, width=size, num_inference_steps=steps, guidance_scale=GUIDANCE,
-             max_sequence_length=MAX_SEQUENCE_LENGTH, generator=torch.Generator().manual_seed(i),
-             callback_on_step_end=on_step, output_type="np")
-        if i:
-            gens_s.append(time.perf_counter() - t0)
-            steps_s += [b - a for a, b in zip(stamps, stamps[1:])]
+def flux_diffusers_times(pipe, size: int, steps: int, repeats: int):
+    steps_s, gens_s = diffusers_times(pipe, repeats, prompt=PROMPT, height=size, width=size,
+                                      num_inference_steps=steps, guidance_scale=GUIDANCE,
+                                      max_sequence_length=MAX_SEQUENCE_LENGTH)
     return statistics.median(steps_s), statistics.median(gens_s)
 
 
@@ -95,7 +82,7 @@ def main() -> int:
                     ours_step.append(got[side][0])
                     ours_gen.append(got[side][1])
                 else:
-                    got[side] = diffusers_times(pipe, size, args.steps, args.repeats)
+                    got[side] = flux_diffusers_times(pipe, size, args.steps, args.repeats)
                     theirs_step.append(got[side][0])
                     theirs_gen.append(got[side][1])
             return {"flux_step_vs_diffusers": got["ours"][0] / got["theirs"][0],
