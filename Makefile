@@ -71,7 +71,7 @@ test-fuzz-smoke: setup
 	@if command -v clang++ >/dev/null 2>&1 && \
 	    printf 'extern "C" int LLVMFuzzerTestOneInput(const unsigned char*, unsigned long) { return 0; }\n' | \
 	    clang++ -x c++ -fsanitize=fuzzer - -o /dev/null >/dev/null 2>&1; then \
-	  BUILD_FUZZ=$(BUILD_FUZZ) JOBS=$(JOBS) bash fuzz/run.sh $(FUZZ_SMOKE_TIME); \
+	  BUILD=$(BUILD) BUILD_FUZZ=$(BUILD_FUZZ) JOBS=$(JOBS) bash fuzz/run.sh $(FUZZ_SMOKE_TIME); \
 	else \
 	  echo "test-fuzz-smoke: skipped: clang++ with libFuzzer (libclang-rt-14-dev) is not available"; \
 	fi
@@ -125,7 +125,7 @@ demo: build
 # target over the committed seeds in fuzz/corpus; prints each target's execution count.
 FUZZ_TIME ?= 60
 fuzz: setup
-	BUILD_FUZZ=$(BUILD_FUZZ) JOBS=$(JOBS) bash fuzz/run.sh $(FUZZ_TIME)
+	BUILD=$(BUILD) BUILD_FUZZ=$(BUILD_FUZZ) JOBS=$(JOBS) bash fuzz/run.sh $(FUZZ_TIME)
 
 # Conan 2: conan create against this machine's packages (a full rebuild, ~2.5 min).
 package-conan: setup

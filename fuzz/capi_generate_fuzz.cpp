@@ -2,10 +2,13 @@
 // tp_pipeline_*, tp_request_*, tp_pipeline_generate, tp_result_*, tp_image_*,
 // tp_registry_plan/tp_plan_*, tp_registry_info, on the shipped default model
 // (models/tiny-sd3). It needs the torch layer, which the clang fuzz build
-// (fuzz/CMakeLists.txt, torch-free) does not make, so it runs in the GCC build
-// with fuzz/standalone_main.cpp as ctest capi.generate_fuzz: the committed
-// seeds plus pseudo-random inputs, under ASan + UBSan in `make test-asan`.
-// Not coverage-guided yet: that needs a clang build of the torch layers.
+// (fuzz/CMakeLists.txt) does not make, so it runs two ways:
+//   - libFuzzer (fuzz/run.sh, make fuzz and make test's smoke pass): the clang
+//     harness drives the main build's libtwistedpic.so through tp.h; coverage
+//     guidance follows the harness's branches, which follow the library's answers;
+//   - ctest capi.generate_fuzz in the GCC builds, through fuzz/standalone_main.cpp:
+//     the committed seeds plus pseudo-random inputs, under ASan + UBSan with
+//     leak checks in `make test-asan`.
 //
 // Each input builds a request through a fuzzed sequence of setters (prompts
 // of any bytes, sizes, steps, guidance NaN/inf, seeds, sequence lengths,
