@@ -1,15 +1,17 @@
 // twistedpic: `twistedpic serve` (server.h): routes, the per-pipeline queues,
 // keep_alive, metrics, draining. HTTP is Debian's cpp-httplib; JSON is
-// nlohmann's, parsed without exceptions.
+// nlohmann's, parsed without exceptions. The wire formats are in wire.h, the
+// Prometheus text in metrics_text.h, disconnect detection in connection.h.
 #include "server/server.h"
 
-#include <arpa/inet.h>
+#include "server/connection.h"
+#include "server/metrics_text.h"
+#include "server/wire.h"
+
 #include <httplib.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,7 +22,6 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
-#include <ctime>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -39,210 +40,8 @@
 namespace tp::server {
 namespace {
 
-using json = nlohmann::json;
-using Steady = std::chrono::steady_clock;
 constexpr const char* kLog = "server";
 constexpr int kMaxSide = 4096;  // pixels, each side, before the pipeline's own checks
-
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-// ---- errors, in OpenAI's shape ---------------------------------------------
-
-struct HttpError {
-  int status = 400;
-  std::string type = "invalid_request_error";
-  std::string code;  // empty: null
-  std::string message;
-  std::string param;  // empty: null
-  int retry_after_s = 0;
-};
-
-HttpError bad_request(std::string message, std::string param = "", std::string code = "invalid_value") {
-  return {400, "invalid_request_error", std::move(code), std::move(message), std::move(param)};
-}
-
-void send_error(httplib::Response& res, const HttpError& e) {
-  json body = {{"error",
-                {{"message", e.message},
-                 {"type", e.type},
-                 {"param", e.param.empty() ? json(nullptr) : json(e.param)},
-                 {"code", e.code.empty() ? json(nullptr) : json(e.code)}}}};
-  res.status = e.status;
-  if (e.retry_after_s > 0) res.set_header("Retry-After", std::to_string(e.retry_after_s));
-  res.set_content(dump(body), "application/json");
-}
-
-// A library error as an HTTP error: the caller's mistakes are 4xx, the rest 5xx.
-HttpError from_error(const Error& e) {
-  switch (e.code) {
-    case ErrorCode::kInvalidArgument:
-      return bad_request(e.message);
-    case ErrorCode::kUnimplemented:
-      return bad_request(e.message, "", "unsupported");
-    case ErrorCode::kNotFound:
-      return {404, "invalid_request_error", "not_found", e.message, ""};
-    case ErrorCode::kFailedPrecondition:
-      return {409, "invalid_request_error", "conflict", e.message, ""};
-    case ErrorCode::kResourceExhausted:
-      return {503, "server_error", "resource_exhausted", e.message, "", 5};
-    case ErrorCode::kCancelled:
-      return {503, "server_error", "cancelled", e.message, ""};
-    case ErrorCode::kUnavailable:
-      return {503, "server_error", "unavailable", e.message, ""};
-    default:
-      return {500, "server_error", error_code_name(e.code), e.message, ""};
-  }
-}
-
-// ---- small parsers -----------------------------------------------------------
-
-// `text` for an error message: at most 64 bytes of what a client sent.
-std::string clip(const std::string& text) { return text.size() <= 64 ? text : text.substr(0, 61) + "..."; }
-
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-// RFC 4648 base64 with padding.
-std::string base64(const std::vector<uint8_t>& in) {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const uint32_t v = (uint32_t{in[i]} << 16) | (uint32_t{in[i + 1]} << 8) | in[i + 2];
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
-  }
-  if (i < in.size()) {
-    const bool two = i + 1 < in.size();
-    const uint32_t v = (uint32_t{in[i]} << 16) | (two ? uint32_t{in[i + 1]} << 8 : 0);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += two ? kAlphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-// Ollama's keep_alive: a number of seconds, or a Go duration ("5m", "1h30m",
-// "250ms", "-1"). Negative: keep (nullopt is a malformed value).
-std::optional<double> parse_keep_alive(const json& v) {
-  if (v.is_number()) {
-    const double s = v.get<double>();
-    if (!std::isfinite(s)) return std::nullopt;
-    return s < 0 ? -1.0 : s;
-  }
-  if (!v.is_string()) return std::nullopt;
-  const std::string text = v.get<std::string>();
-  if (text.empty() || text.size() > 64) return std::nullopt;
-  size_t pos = 0;
-  bool negative = false;
-  if (text[0] == '-' || text[0] == '+') {
-    negative = text[0] == '-';
-    pos = 1;
-  }
-  double total = 0;
-  bool any = false;
-  while (pos < text.size()) {
-    size_t start = pos;
-    while (pos < text.size() && (std::isdigit(static_cast<unsigned char>(text[pos])) || text[pos] == '.')) ++pos;
-    if (pos == start) return std::nullopt;
-    double number = 0;
-    try {
-      number = std::stod(text.substr(start, pos - start));
-    } catch (...) {
-      return std::nullopt;
-    }
-    start = pos;
-    while (pos < text.size() && std::isalpha(static_cast<unsigned char>(text[pos]))) ++pos;
-    const std::string unit = text.substr(start, pos - start);
-    double scale = 0;
-    if (unit.empty()) {
-      if (any || pos != text.size()) return std::nullopt;  // a bare number: seconds
-      scale = 1;
-    } else if (unit == "h") {
-      scale = 3600;
-    } else if (unit == "m") {
-      scale = 60;
-    } else if (unit == "s") {
-      scale = 1;
-    } else if (unit == "ms") {
-      scale = 1e-3;
-    } else if (unit == "us") {
-      scale = 1e-6;
-    } else if (unit == "ns") {
-      scale = 1e-9;
-    } else {
-      return std::nullopt;
-    }
-    total += number * scale;
-    any = true;
-  }
-  if (!any || !std::isfinite(total)) return std::nullopt;
-  return negative && total > 0 ? -1.0 : total;
-}
-
-// "2026-12-05T21:40:00.123Z" for a steady-clock time point.
-std::string iso8601(Steady::time_point t) {
-  const auto wall = std::chrono::system_clock::now() +
-                    std::chrono::duration_cast<std::chrono::system_clock::duration>(t - Steady::now());
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch()).count();
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
-  return buf;
-}
-
-// A Prometheus label value.
-std::string label(const std::string& v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\' || c == '"') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  return out;
-}
-
-// Seconds, fixed buckets, Prometheus-style (cumulative when written).
-struct SecondsHistogram {
-  static constexpr std::array<double, 12> kBounds{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
-  std::array<uint64_t, kBounds.size()> buckets{};  // non-cumulative; above the last: count - sum(buckets)
-  uint64_t count = 0;
-  double sum = 0;
-  void record(double s) {
-    for (size_t i = 0; i < kBounds.size(); ++i)
-      if (s <= kBounds[i]) {
-        ++buckets[i];
-        break;
-      }
-    ++count;
-    sum += s;
-  }
-};
-
-void write_histogram(std::ostringstream& out, const std::string& name, const std::string& labels, const double* bounds,
-                     const uint64_t* buckets, size_t n, uint64_t count, double sum) {
-  uint64_t cumulative = 0;
-  const std::string sep = labels.empty() ? "" : ",";
-  for (size_t i = 0; i < n; ++i) {
-    cumulative += buckets[i];
-    out << name << "_bucket{" << labels << sep << "le=\"" << bounds[i] << "\"} " << cumulative << "\n";
-  }
-  out << name << "_bucket{" << labels << sep << "le=\"+Inf\"} " << count << "\n";
-  out << name << "_sum" << (labels.empty() ? "" : "{" + labels + "}") << " " << sum << "\n";
-  out << name << "_count" << (labels.empty() ? "" : "{" + labels + "}") << " " << count << "\n";
-}
 
 // Debian's cpp-httplib 0.11 listens with a backlog of 5 (compiled into the
 // library): a burst of clients overflows it, and some of them are reset. A
@@ -251,59 +50,6 @@ class HttpServer : public httplib::Server {
  public:
   void widen_backlog(int backlog) { ::listen(svr_sock_, backlog); }
 };
-
-// ---- client disconnects -------------------------------------------------------
-
-// The port and numeric address of a socket address; nullopt for other families.
-std::optional<std::pair<std::string, int>> address_of(const sockaddr_storage& a) {
-  char text[INET6_ADDRSTRLEN] = {};
-  if (a.ss_family == AF_INET) {
-    const auto& v4 = reinterpret_cast<const sockaddr_in&>(a);
-    if (!inet_ntop(AF_INET, &v4.sin_addr, text, sizeof text)) return std::nullopt;
-    return std::pair<std::string, int>(text, ntohs(v4.sin_port));
-  }
-  if (a.ss_family == AF_INET6) {
-    const auto& v6 = reinterpret_cast<const sockaddr_in6&>(a);
-    if (!inet_ntop(AF_INET6, &v6.sin6_addr, text, sizeof text)) return std::nullopt;
-    return std::pair<std::string, int>(text, ntohs(v6.sin6_port));
-  }
-  return std::nullopt;
-}
-
-// The socket of the connection that sent `req`, or -1. httplib 0.11 does not
-// hand it to handlers, so it is found among this process's descriptors by its
-// address pair (unique while the handler runs, because the connection stays
-// open until the handler returns).
-int connection_fd(const httplib::Request& req) {
-  if (req.remote_port <= 0 || req.local_port <= 0) return -1;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
-    int fd = -1;
-    try {
-      fd = std::stoi(entry.path().filename().string());
-    } catch (...) {
-      continue;
-    }
-    struct stat st {};
-    if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
-    sockaddr_storage local{}, peer{};
-    socklen_t local_len = sizeof local, peer_len = sizeof peer;
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0 ||
-        getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0)
-      continue;
-    auto l = address_of(local), p = address_of(peer);
-    if (l && p && l->second == req.local_port && p->second == req.remote_port && p->first == req.remote_addr) return fd;
-  }
-  return -1;
-}
-
-// True when the peer of `fd` has closed or reset the connection.
-bool peer_gone(int fd) {
-  char c;
-  const ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n == 0) return true;
-  return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
-}
 
 // ---- per-pipeline queues ---------------------------------------------------
 
