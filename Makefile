@@ -90,6 +90,8 @@ bench: setup $(BUILD)/build.ninja
 	$(TP_VENV)/bin/python scripts/bench_pipeline.py $(BUILD)
 	$(TP_VENV)/bin/python scripts/flux_bench.py $(BUILD)
 	python3 scripts/bench_overhead.py $(BUILD) --python $(TP_VENV)/bin/python
+	cmake --build $(BUILD) -j $(JOBS) --target twistedpic_cli
+	python3 scripts/bench_serve.py $(BUILD)
 
 # The GPU bundle (scripts/gpu_bundle/): stripped binaries, the libraries a bare GPU machine lacks, the tiny
 # models and parity references, the diffusers wheel and run.sh, as $(GPU_BUNDLE)/ and $(GPU_BUNDLE).tar.gz
