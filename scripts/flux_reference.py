@@ -20,15 +20,13 @@ The variants:
   bench    a folder only, for scripts/flux_bench.py: head size 128, as FLUX.1's.
 Weights are random (seeded), so the images mean nothing; parity is what counts.
 """
-import argparse
-import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
+
+from reference_main import make_references
 
 HERE = Path(__file__).resolve().parent
 
@@ -237,31 +235,7 @@ def reference(variant: str, out: Path):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("out", type=Path)
-    ap.add_argument("--variant", choices=["schnell", "dev", "all", "bench"], default="all")
-    args = ap.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    # Up to date when made by these scripts with these library versions (build trees share OUT_DIR);
-    # checked before importing torch, which takes seconds.
-    digest = hashlib.sha256()
-    for script in ("flux_reference.py", "make_tokenizers.py"):
-        digest.update((HERE / script).read_bytes())
-    stamp_file = args.out / f"{args.variant}.stamp"
-    stamp = digest.hexdigest() + "".join(f" {p} {metadata.version(p)}" for p in ("torch", "diffusers", "transformers"))
-    if stamp_file.exists() and stamp_file.read_text() == stamp + "\n":
-        print(f"{args.out}: up to date")
-        return
-    stamp += "\n"
-    import torch
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
-    if args.variant == "bench":
-        build("bench", args.out)  # a folder only, for scripts/flux_bench.py
-        stamp_file.write_text(stamp)
-        return
-    for v in (["schnell", "dev"] if args.variant == "all" else [args.variant]):
-        reference(v, args.out)
-    stamp_file.write_text(stamp)
+    make_references("flux_reference.py", __doc__, ["schnell", "dev"], build, reference)
 
 
 if __name__ == "__main__":
