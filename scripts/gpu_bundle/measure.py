@@ -105,39 +105,47 @@ def build_folder(folder: Path, tokenizers: Path, layers: int):
     return pipe
 
 
-def cmd_sd3(args) -> int:
-    if no_cuda(["sd3_step_vs_diffusers"]):
+def compare_step(family: str, folder: Path, make_pipe, args, shape: str, guidance: float, seq: int) -> int:
+    """Builds the random-weight folder (make_pipe(folder) returns diffusers' pipeline on it), times diffusers'
+    steps, then gpu_bench FAMILY on the same folder, and prints RESULT <family>_step_vs_diffusers."""
+    key = f"{family}_step_vs_diffusers"
+    if no_cuda([key]):
         return 0
     import torch
 
-    folder = Path(args.work) / "sd35_large_shaped"
     shutil.rmtree(folder, ignore_errors=True)
     t0 = time.perf_counter()
-    pipe = build_folder(folder, Path(args.tokenizers), args.layers)
+    pipe = make_pipe(folder)
     params = sum(p.numel() for p in pipe.transformer.parameters())
-    print(f"sd3: built {folder} ({params / 1e9:.2f} B transformer parameters, {args.layers} layers) "
+    print(f"{family}: built {folder} ({params / 1e9:.2f} B transformer parameters, {shape}) "
           f"in {time.perf_counter() - t0:.0f} s", flush=True)
     pipe.set_progress_bar_config(disable=True)
-    theirs = step_times(pipe, torch.cuda.synchronize, args.size, args.steps, args.repeats, guidance_scale=5.0,
-                        max_sequence_length=77)
+    theirs = step_times(pipe, torch.cuda.synchronize, args.size, args.steps, args.repeats, guidance_scale=guidance,
+                        max_sequence_length=seq)
     del pipe
     gc.collect()
     torch.cuda.empty_cache()
-    out = subprocess.run([args.bench, "sd3", str(folder), "--size", str(args.size), "--steps", str(args.steps),
-                          "--repeats", str(args.repeats), "--dtype", "bf16", "--seq", "77"],
-                         capture_output=True, text=True)
+    out = subprocess.run([args.bench, family, str(folder), "--size", str(args.size), "--steps", str(args.steps),
+                          "--repeats", str(args.repeats), "--dtype", "bf16", "--seq", str(seq),
+                          "--guidance", str(guidance)], capture_output=True, text=True)
     if out.returncode != 0:
         print(out.stdout + out.stderr, file=sys.stderr)
-        print("RESULT sd3_step_vs_diffusers=failed: gpu_bench sd3 exited " + str(out.returncode))
+        print(f"RESULT {key}=failed: gpu_bench {family} exited {out.returncode}")
         return 1
     ours = json.loads(out.stdout.strip().splitlines()[-1])
     theirs_s = statistics.median(theirs)
-    print(f"RESULT sd3_step_ms_twistedpic={ours['step_s'] * 1e3:.1f}  # {args.size}x{args.size}, bf16, CFG, "
-          f"{args.layers} of 38 SD3.5-Large blocks; weights loaded in {ours['load_s']:.1f} s")
-    print(f"RESULT sd3_step_ms_diffusers={theirs_s * 1e3:.1f}")
-    print(f"RESULT sd3_step_vs_diffusers={ours['step_s'] / theirs_s:.3f}  # target <= 1.0")
+    print(f"RESULT {family}_step_ms_twistedpic={ours['step_s'] * 1e3:.1f}  # {args.size}x{args.size}, bf16, "
+          f"{shape}; weights loaded in {ours['load_s']:.1f} s")
+    print(f"RESULT {family}_step_ms_diffusers={theirs_s * 1e3:.1f}")
+    print(f"RESULT {key}={ours['step_s'] / theirs_s:.3f}  # target <= 1.0")
     shutil.rmtree(folder, ignore_errors=True)
     return 0
+
+
+def cmd_sd3(args) -> int:
+    return compare_step("sd3", Path(args.work) / "sd35_large_shaped",
+                        lambda folder: build_folder(folder, Path(args.tokenizers), args.layers), args,
+                        f"CFG, {args.layers} of 38 SD3.5-Large blocks", 5.0, 77)
 
 
 def flux_transformer_config(double: int, single: int) -> dict:
@@ -200,38 +208,10 @@ def step_times(pipe, sync, size: int, steps: int, repeats: int, **kwargs):
 
 
 def cmd_flux(args) -> int:
-    if no_cuda(["flux_step_vs_diffusers"]):
-        return 0
-    import torch
-
-    folder = Path(args.work) / "flux1_dev_shaped"
-    shutil.rmtree(folder, ignore_errors=True)
-    t0 = time.perf_counter()
-    pipe = build_flux_folder(folder, Path(args.clip_tokenizer), Path(args.t5_tokenizer), args.double, args.single)
-    params = sum(p.numel() for p in pipe.transformer.parameters())
-    print(f"flux: built {folder} ({params / 1e9:.2f} B transformer parameters, {args.double} + {args.single} "
-          f"blocks) in {time.perf_counter() - t0:.0f} s", flush=True)
-    pipe.set_progress_bar_config(disable=True)
-    theirs = step_times(pipe, torch.cuda.synchronize, args.size, args.steps, args.repeats, guidance_scale=3.5,
-                        max_sequence_length=512)
-    del pipe
-    gc.collect()
-    torch.cuda.empty_cache()
-    out = subprocess.run([args.bench, "flux", str(folder), "--size", str(args.size), "--steps", str(args.steps),
-                          "--repeats", str(args.repeats), "--dtype", "bf16", "--seq", "512", "--guidance", "3.5"],
-                         capture_output=True, text=True)
-    if out.returncode != 0:
-        print(out.stdout + out.stderr, file=sys.stderr)
-        print("RESULT flux_step_vs_diffusers=failed: gpu_bench flux exited " + str(out.returncode))
-        return 1
-    ours = json.loads(out.stdout.strip().splitlines()[-1])
-    theirs_s = statistics.median(theirs)
-    print(f"RESULT flux_step_ms_twistedpic={ours['step_s'] * 1e3:.1f}  # {args.size}x{args.size}, bf16, "
-          f"{args.double} + {args.single} of FLUX.1's 19 + 38 blocks; weights loaded in {ours['load_s']:.1f} s")
-    print(f"RESULT flux_step_ms_diffusers={theirs_s * 1e3:.1f}")
-    print(f"RESULT flux_step_vs_diffusers={ours['step_s'] / theirs_s:.3f}  # target <= 1.0")
-    shutil.rmtree(folder, ignore_errors=True)
-    return 0
+    return compare_step("flux", Path(args.work) / "flux1_dev_shaped",
+                        lambda folder: build_flux_folder(folder, Path(args.clip_tokenizer), Path(args.t5_tokenizer),
+                                                         args.double, args.single), args,
+                        f"{args.double} + {args.single} of FLUX.1's 19 + 38 blocks", 3.5, 512)
 
 
 def main() -> int:
