@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "pipeline/common/vae.h"
 #include "twistedpic/log.h"
 
 namespace tp::nn {
@@ -161,6 +162,19 @@ Expected<at::Tensor> flow_match_euler(const RunContext& ctx, const Schedule& sch
       return cancelled("generate: cancelled by the progress callback at step " + std::to_string(i + 1));
   }
   return latents;
+}
+
+Status decode_images(RunContext& ctx, const std::string& model, const VaeConfig& config, const std::string& key,
+                     const at::Tensor& latents, int steps, GenerateResult& result) {
+  const auto start = WallClock::now();
+  if (!ctx.report_stage(Stage::kDecode, steps)) return cancelled("generate: cancelled by the progress callback");
+  {
+    TP_ASSIGN_OR_RETURN(auto net, ctx.lease<VaeDecoder>(model, config, key));
+    result.images = to_images(net.second.net->decode_scaled(latents.to(net.second.device, net.second.dtype)));
+  }
+  result.timings.decode_s = seconds_since(start);
+  result.timings.total_s = ctx.elapsed_s();
+  return {};
 }
 
 }  // namespace tp::nn

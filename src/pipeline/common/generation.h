@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "pipeline/common/bound_network.h"
+#include "pipeline/common/network_configs.h"
 #include "pipeline/common/scheduler.h"
 #include "pipeline/spec.h"
 #include "text/tokenizer.h"
@@ -124,5 +125,11 @@ Expected<at::Tensor> initial_noise(const std::vector<int64_t>& shape, const at::
 Expected<at::Tensor> flow_match_euler(const RunContext& ctx, const Schedule& schedule, at::Tensor latents, bool cfg,
                                       double cfg_scale,
                                       const std::function<at::Tensor(const at::Tensor& input, int step)>& predict);
+
+// The last stage of every family: reports kDecode, leases the VAE `model`
+// (bound as `key`), decodes `latents` (scaled, as the denoiser leaves them, in
+// the VAE's layout), and fills result.images and the decode and total timings.
+Status decode_images(RunContext& ctx, const std::string& model, const VaeConfig& config, const std::string& key,
+                     const at::Tensor& latents, int steps, GenerateResult& result);
 
 }  // namespace tp::nn

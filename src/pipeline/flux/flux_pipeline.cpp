@@ -10,7 +10,6 @@
 #include "pipeline/common/clip.h"
 #include "pipeline/common/generation.h"
 #include "pipeline/common/t5.h"
-#include "pipeline/common/vae.h"
 #include "pipeline/flux/flux_pipeline.h"
 #include "pipeline/flux/flux_spec.h"
 #include "pipeline/flux/flux_transformer.h"
@@ -153,16 +152,7 @@ Expected<GenerateResult> FluxRunner::run(const GenerateRequest& request, const R
   if (overrides.final_latents) *overrides.final_latents = latents;
   result.timings.denoise_s = nn::seconds_since(denoise_start);
 
-  // ---- Decoding.
-  const auto decode_start = nn::WallClock::now();
-  if (!ctx.report_stage(Stage::kDecode, s.steps)) return cancelled("generate: cancelled by the progress callback");
-  {
-    TP_ASSIGN_OR_RETURN(auto net, ctx.lease<nn::VaeDecoder>(vae, spec.vae, key_ + "/vae"));
-    at::Tensor unpacked = unpack_latents(latents, rows, cols).to(net.second.device, net.second.dtype);
-    result.images = nn::to_images(net.second.net->decode_scaled(unpacked));
-  }
-  result.timings.decode_s = nn::seconds_since(decode_start);
-  result.timings.total_s = ctx.elapsed_s();
+  TP_TRY(nn::decode_images(ctx, vae, spec.vae, key_ + "/vae", unpack_latents(latents, rows, cols), s.steps, result));
   return std::move(result);
 }
 
