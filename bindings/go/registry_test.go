@@ -168,7 +168,11 @@ func TestEventsFollowThePreset(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
-	r := newTestRegistry(t, Options{SimulatedDeviceBytes: 6 * gib})
+	// admission_timeout_ms 0: "b" fails at once instead of waiting for a's lease to end.
+	noWait := strings.Replace(testConfig, `"host_budget_bytes"`, `"admission_timeout_ms": 0, "host_budget_bytes"`, 1)
+	off := false
+	r := must(NewRegistryFromString(noWait, &Options{SimulatedDeviceBytes: 6 * gib, BackgroundThread: &off}))
+	t.Cleanup(func() { r.Close() })
 	l := must(r.Acquire("a"))
 	defer l.Release()
 	closed := newTestRegistry(t, Options{})

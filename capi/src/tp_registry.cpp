@@ -487,6 +487,33 @@ tp_code tp_registry_evictions(uint64_t* out, const tp_registry* reg, int32_t rea
   TP_CAPI_END(out_err)
 }
 
+tp_code tp_registry_stat(uint64_t* out, const tp_registry* reg, const char* name, tp_error** out_err) {
+  TP_CAPI_BEGIN
+  TP_CAPI_REQUIRE(out, out_err);
+  TP_CHECK_HANDLE(reg, kRegistryMagic, "tp_registry", out_err);
+  TP_CAPI_REQUIRE(name, out_err);
+  const tp::RegistryStats s = reg->registry->stats();
+  const std::pair<const char*, uint64_t> known[] = {
+      {"admission_queue", s.admission_queue},         {"admission_queue_bytes", s.admission_queue_bytes},
+      {"admission_waits", s.admission_waits},         {"admission_failures", s.admission_failures},
+      {"admission_cancels", s.admission_cancels},     {"device_total_bytes", s.device_total_bytes},
+      {"device_free_bytes", s.device_free_bytes},     {"process_bytes", s.process_bytes},
+      {"other_process_bytes", s.other_process_bytes}, {"headroom_bytes", s.headroom_bytes},
+      {"cache_releases", s.cache_releases},           {"cache_bytes_returned", s.cache_bytes_returned},
+  };
+  std::string names;
+  for (const auto& [n, v] : known) {
+    if (std::strcmp(n, name) == 0) {
+      *out = v;
+      return TP_OK;
+    }
+    names += (names.empty() ? "" : ", ") + std::string(n);
+  }
+  return fail(out_err, TP_INVALID_ARGUMENT,
+              "statistic '" + std::string(name) + "' is not one this library knows (known: " + names + ")");
+  TP_CAPI_END(out_err)
+}
+
 tp_code tp_registry_subscribe(int32_t* out_id, tp_registry* reg, tp_event_fn fn, void* user_data, tp_error** out_err) {
   TP_CAPI_BEGIN
   TP_CHECK_HANDLE(reg, kRegistryMagic, "tp_registry", out_err);

@@ -14,9 +14,9 @@
 //     },
 //     "policy": {"unload_after": "host", "idle_timeout_s": -1, "eager": false,
 //                "lru": {"max_models": 2, "max_bytes": "24GiB"},
-//                "pressure": {"min_free_bytes": "2GiB"}, "clean_caches": true},
+//                "pressure": {"min_free_bytes": "2GiB", "min_free_fraction": 0.1}, "clean_caches": true},
 //     "host_budget_bytes": "32GiB", "device_budget_bytes": 0,
-//     "admission_timeout_ms": 0, "monitor_interval_ms": 250
+//     "admission_timeout_ms": 300000, "monitor_interval_ms": 250
 //   }
 //
 // Sizes are integers (bytes) or strings with a unit ("512MiB", "2GB").
@@ -62,6 +62,8 @@ inline constexpr const char* kDetectPipelineType = "auto";
 // The only ModelConfig::device value accepted today (the default).
 inline constexpr const char* kDefaultModelDevice = "cuda:0";
 
+struct TensorSelection;  // internal: a renamed selection of a file's tensors
+
 struct ModelConfig {
   std::string name;
   // A diffusers folder path, or a Hugging Face model id resolved in the local cache.
@@ -74,6 +76,17 @@ struct ModelConfig {
   // original Black Forest Labs one) and everything else, the network's
   // config.json included, from `source`. Default: none.
   std::map<std::string, std::string> component_files;
+  // A single-file checkpoint (JSON "checkpoint") holding every network of the
+  // pipeline in its original layout (SDXL: Stability's model.diffusion_model.*,
+  // conditioner.embedders.*, first_stage_model.*, as ComfyUI reads it): each
+  // network reads its part from this file, renamed, and `source` (a diffusers
+  // folder, whose weight files may be absent) gives the configs, tokenizers and
+  // scheduler. The checkpoint wins over weights in the folder. Default: none.
+  std::string checkpoint;
+  // Set by expand_pipeline_components on a network read from `checkpoint`:
+  // which of the file's tensors it reads, under which names. Internal.
+  // Default: null (every tensor of its files, as named).
+  std::shared_ptr<const TensorSelection> tensor_selection;
   DType dtype = DType::kBF16;
   // The device the weights go to. Only kDefaultModelDevice is accepted until
   // multi-device placement lands: every model goes to the registry's device
@@ -101,8 +114,27 @@ struct PolicyConfig {
   size_t lru_max_models = 0;          // 0: no limit
   uint64_t lru_max_bytes = 0;         // 0: no limit
   uint64_t min_free_bytes = 0;        // pressure headroom on the device, counting other processes
+  // The same headroom as a fraction of the device's total memory (JSON
+  // policy.pressure.min_free_fraction, 0 <= f < 1); the larger of the two
+  // applies. Kept free for other processes: admission leaves it free and
+  // tick() evicts our unleased models while free memory is below it.
+  // Default: 0; the max_gpu_availability preset: kAvailabilityHeadroom.
+  double min_free_fraction = 0;
   bool clean_caches = true;           // empty the allocator caches after unloads
+
+  // The headroom on a device of `total_bytes`: max(min_free_bytes,
+  // min_free_fraction * total_bytes).
+  uint64_t headroom_bytes(uint64_t total_bytes) const {
+    const auto by_fraction = static_cast<uint64_t>(min_free_fraction * static_cast<double>(total_bytes));
+    return min_free_bytes > by_fraction ? min_free_bytes : by_fraction;
+  }
 };
+
+// max_gpu_availability's min_free_fraction: 10% of the device stays free for
+// other processes (2.4 GiB of a 24 GiB card, 8 GiB of an 80 GiB one): room for
+// another program's CUDA context (~0.5 GiB) and a small model or working set,
+// scaling with the card, while our models still get 90% of it.
+inline constexpr double kAvailabilityHeadroom = 0.10;
 
 // A text-to-image pipeline whose networks are registry models of their own
 // (made by expand_pipeline_components, pipeline.h).
@@ -127,6 +159,9 @@ struct PipelineConfig {
   }
 };
 
+// RegistryConfig::admission_timeout's default (JSON admission_timeout_ms: 300000).
+inline constexpr std::chrono::milliseconds kDefaultAdmissionTimeout{5 * 60 * 1000};
+
 struct RegistryConfig {
   std::string preset;  // the preset this config started from, if any
   std::vector<ModelConfig> models;
@@ -136,8 +171,12 @@ struct RegistryConfig {
   std::optional<uint64_t> host_budget_bytes;
   // Device bytes twistedpic may hold; 0: as much as is free.
   uint64_t device_budget_bytes = 0;
-  // How long an admission waits for leases to end before failing. Default: 0.
-  std::chrono::milliseconds admission_timeout{0};
+  // How long a load waits for device memory (leases to end, loads ahead of it
+  // in the FIFO admission queue) before failing with kResourceExhausted.
+  // 0: fail at once, no queue. Default: kDefaultAdmissionTimeout (5 minutes:
+  // several generations' worth of waiting, short enough that a lease never
+  // released surfaces as an error).
+  std::chrono::milliseconds admission_timeout{kDefaultAdmissionTimeout};
   // How often the background thread checks pressure and timeouts.
   std::chrono::milliseconds monitor_interval{250};
 
@@ -152,7 +191,9 @@ struct RegistryConfig {
 };
 
 // The seed's three documented setups:
-//   "max_gpu_availability": unload to host after each generation, clean caches;
+//   "max_gpu_availability": unload to host after each generation, clean caches,
+//                           keep kAvailabilityHeadroom (10%) of the device free
+//                           for other processes;
 //   "balanced":             keep the model loaded, clean caches;
 //   "max_speed":            keep everything, no cleaning.
 // kInvalidArgument for another name.

@@ -69,6 +69,17 @@ struct ResidencyEvent {
   int64_t bytes_returned = 0;
   bool failed = false;          // a load that failed (bytes = 0)
   std::string error;            // its message
+  // An eviction for pressure (Reason::kPressure): who held the device when
+  // it was decided. ours: this process (the driver's per-process count, via
+  // NVML; the registry's own bytes where that is unknown); others: every
+  // other process. 0 for other events.
+  uint64_t ours_bytes = 0;
+  uint64_t others_bytes = 0;
+  // For the last transition off the device before a cache clean-up
+  // (RegistryOptions::clean_caches, run after unloads when
+  // config.policy.clean_caches is set): the device's free-memory increase
+  // the clean-up measured, i.e. the allocator's cached bytes handed back.
+  int64_t cache_bytes_returned = 0;
 };
 
 using EventCallback = std::function<void(const ResidencyEvent&)>;
@@ -91,6 +102,9 @@ struct ModelInfo {
   uint64_t load_count = 0;
   std::chrono::duration<double, std::milli> last_load_time{0};
   std::string last_error;               // of a failed load
+  // Its load's place in the admission queue (1: next to be admitted) while
+  // it waits for device memory; 0: not waiting.
+  uint32_t admission_position = 0;
 };
 
 // Load times in milliseconds, in fixed buckets.
@@ -114,13 +128,24 @@ struct RegistryStats {
   uint64_t load_failures = 0;
   uint64_t admission_waits = 0;     // admissions that waited for leases to end
   uint64_t admission_failures = 0;  // kResourceExhausted returned
+  uint64_t admission_cancels = 0;   // admission waits ended by AcquireOptions::cancel
+  uint64_t admission_queue = 0;        // loads waiting for admission now
+  uint64_t admission_queue_bytes = 0;  // the device bytes they need (weights + workspace)
   std::array<uint64_t, 7> evictions_by_reason{};  // indexed by Reason
   uint64_t bytes_to_device = 0;     // host -> device and disk -> device
   uint64_t bytes_to_host = 0;       // device -> host copies made
   uint64_t bytes_returned = 0;      // measured device bytes returned by unloads
+  uint64_t cache_releases = 0;        // runs of RegistryOptions::clean_caches
+  uint64_t cache_bytes_returned = 0;  // measured device bytes they handed back
   uint64_t device_bytes = 0;        // held now
   uint64_t peak_device_bytes = 0;
   uint64_t host_bytes = 0;          // held now
+  // The device as its monitor reports it when stats() is taken (0: unknown):
+  uint64_t device_total_bytes = 0;
+  uint64_t device_free_bytes = 0;
+  uint64_t process_bytes = 0;        // this process's, per the driver (NVML)
+  uint64_t other_process_bytes = 0;  // everyone else's
+  uint64_t headroom_bytes = 0;       // the policy's headroom kept free for others on this device
   Histogram load_ms;                // from disk
   Histogram reload_ms;              // from the host tier
 
@@ -149,7 +174,8 @@ struct UnloadReport {
 };
 
 struct AcquireOptions {
-  // Set from another thread to cancel a load this acquire started or waits for.
+  // Set from another thread to cancel a load this acquire started or waits
+  // for, its wait in the admission queue included (seen within ~10 ms).
   const std::atomic<bool>* cancel = nullptr;
 };
 
@@ -189,8 +215,13 @@ struct RegistryOptions {
   // Run idle timeouts and pressure checks on a background thread every
   // config.monitor_interval. Off: the host (or a test) calls tick().
   bool background_thread = true;
-  // The clean-up step after unloads when config.policy.clean_caches is set
-  // (the torch layer empties its caching allocator here).
+  // Hands the device's cached, unused allocator blocks back to the driver
+  // (the torch layer empties its caching allocator here; default_registry_options
+  // installs it). Run with the registry's lock released: after unloads and
+  // by release_caches() when config.policy.clean_caches is set, and by
+  // admission, whatever the policy, before it evicts a model to make room.
+  // The registry measures what came back (the device's free-memory increase).
+  // Must not call into the registry. Default: none.
   std::function<void()> clean_caches;
   // Progress of weight transfers (loads, reloads, offloads to the host): the
   // model, the tiers, bytes done and total. Called on the transferring thread
@@ -226,6 +257,13 @@ class TP_EXPORT ModelRegistry {
 
   // A dry run of acquire(name)'s admission.
   Expected<LoadPlan> plan(std::string_view name) const;
+
+  // Hands the allocator's cached blocks back to the driver
+  // (RegistryOptions::clean_caches) when config.policy.clean_caches is set
+  // (max_gpu_availability, balanced) or `force`; returns the measured bytes
+  // that came back (0 without a hook, or when the policy keeps the cache).
+  // The pipelines call it after each generation.
+  uint64_t release_caches(bool force = false);
 
   // Applies idle timeouts, the pressure headroom and LRU limits now. Returns
   // the next time something expires, if any.

@@ -171,14 +171,17 @@ Status read_policy(const Reader& r, PolicyConfig& p) {
   p.lru_max_models = static_cast<size_t>(max_models);
   TP_TRY(lru.read_bytes("max_bytes", p.lru_max_bytes));
   TP_ASSIGN_OR_RETURN(Reader pressure, r.object("pressure"));
-  TP_TRY(pressure.reject_unknown({"min_free_bytes"}));
+  TP_TRY(pressure.reject_unknown({"min_free_bytes", "min_free_fraction"}));
   TP_TRY(pressure.read_bytes("min_free_bytes", p.min_free_bytes));
+  TP_TRY(pressure.read_number("min_free_fraction", p.min_free_fraction));
+  if (!(p.min_free_fraction >= 0 && p.min_free_fraction < 1))
+    return pressure.error("min_free_fraction", "must be in [0, 1), a fraction of the device's memory");
   return ok_status();
 }
 
 Status read_model(const Reader& r, const std::string& name, ModelConfig& m) {
-  TP_TRY(r.reject_unknown({"model_id", "path", "source", "pipeline_type", "components", "dtype", "device", "priority",
-                           "pinned", "eager", "workspace_bytes", "size_bytes", "policy"}));
+  TP_TRY(r.reject_unknown({"model_id", "path", "source", "pipeline_type", "components", "checkpoint", "dtype", "device",
+                           "priority", "pinned", "eager", "workspace_bytes", "size_bytes", "policy"}));
   m.name = name;
   int sources = 0;
   for (const char* key : {"model_id", "path", "source"}) {
@@ -199,6 +202,10 @@ Status read_model(const Reader& r, const std::string& name, ModelConfig& m) {
         return r.error("components." + it.key(), "must be the path of a weights file");
       m.component_files[it.key()] = it->get<std::string>();
     }
+  }
+  if (r.get("checkpoint")) {
+    TP_TRY(r.read_string("checkpoint", m.checkpoint));
+    if (m.checkpoint.empty()) return r.error("checkpoint", "must be the path of a single-file checkpoint");
   }
   std::string dtype;
   TP_TRY(r.read_string("dtype", dtype));
@@ -247,6 +254,7 @@ Expected<PolicyConfig> policy_preset(std::string_view name) {
   if (name == "max_gpu_availability") {
     p.unload_after = Tier::kHost;
     p.clean_caches = true;
+    p.min_free_fraction = kAvailabilityHeadroom;
   } else if (name == "balanced") {
     p.unload_after = Tier::kDevice;
     p.clean_caches = true;
@@ -278,8 +286,11 @@ namespace {
 Expected<RegistryConfig> parse_document(const json& doc, std::string_view origin) {
   if (!doc.is_object()) return invalid_argument(std::string(origin) + ": the config must be a JSON object");
   Reader root(origin, "", doc);
+  // "server": `twistedpic serve`'s settings, read by the server layer
+  // (src/server/server_config.cpp); the registry only checks it is an object.
   TP_TRY(root.reject_unknown({"preset", "models", "policy", "host_budget_bytes", "device_budget_bytes",
-                              "admission_timeout_ms", "monitor_interval_ms", "version"}));
+                              "admission_timeout_ms", "monitor_interval_ms", "version", "server"}));
+  TP_TRY(root.object("server"));
   RegistryConfig config;
   TP_TRY(root.read_string("preset", config.preset));
   if (!config.preset.empty()) {
@@ -351,6 +362,8 @@ Status validate_registry_config(const RegistryConfig& config) {
     return invalid_argument("admission_timeout_ms: must be between 0 and 10 years");
   if (too_long(config.monitor_interval.count() / 1000.0)) return invalid_argument("monitor_interval_ms:" + limit);
   if (config.policy.idle_unload_to == Tier::kDevice) return invalid_argument("policy.idle_unload_to: must be host or disk");
+  if (!(config.policy.min_free_fraction >= 0 && config.policy.min_free_fraction < 1))
+    return invalid_argument("policy.pressure.min_free_fraction: must be in [0, 1)");
   if (config.monitor_interval.count() <= 0) return invalid_argument("monitor_interval_ms: must be positive");
   return ok_status();
 }

@@ -1,5 +1,7 @@
 #include "twistedpic/testing/simulated_device.h"
 
+#include <utility>
+
 namespace tp {
 inline namespace v0 {
 
@@ -53,6 +55,25 @@ void SimulatedDevice::fail_next_allocations(int count) {
 void SimulatedDevice::leak_next_releases(int count) {
   std::lock_guard<std::mutex> lock(mu_);
   leak_releases_ = count;
+}
+
+Status SimulatedDevice::cache(uint64_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t used = allocated_ + leaked_ + external_;
+  if (used > total_ || total_ - used < bytes)
+    return resource_exhausted("simulated device: cannot cache " + std::to_string(bytes) + " bytes");
+  leaked_ += bytes;
+  return ok_status();
+}
+
+uint64_t SimulatedDevice::empty_cache() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return std::exchange(leaked_, 0);
+}
+
+uint64_t SimulatedDevice::cached_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return leaked_;
 }
 
 uint64_t SimulatedDevice::allocated_bytes() const {

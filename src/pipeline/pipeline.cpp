@@ -14,6 +14,14 @@ struct Pipeline::Impl {
   std::string name, type;
   std::unique_ptr<PipelineRunner> runner;
   std::span<const std::string_view> options;  // the request options its family reads
+  ModelRegistry* registry = nullptr;           // outlives the pipeline (pipeline.h)
+
+  // After each generation the allocator's cached blocks go back to the driver
+  // as the policy decides (ModelRegistry::release_caches).
+  Expected<GenerateResult> after_generation(Expected<GenerateResult> result) const {
+    registry->release_caches();
+    return result;
+  }
 
   // Errors: kUnimplemented for an option this pipeline's type does not read.
   Status check_options(const GenerateRequest& request) const {
@@ -39,13 +47,13 @@ int Pipeline::size_multiple() const { return impl_->runner->size_multiple(); }
 
 Expected<GenerateResult> Pipeline::generate(const GenerateRequest& request) {
   TP_TRY(impl_->check_options(request));
-  return impl_->runner->generate(request, {});
+  return impl_->after_generation(impl_->runner->generate(request, {}));
 }
 
 Expected<GenerateResult> generate_with_overrides(Pipeline& pipeline, const GenerateRequest& request,
                                                  const RunOverrides& overrides) {
   TP_TRY(pipeline.impl_->check_options(request));
-  return pipeline.impl_->runner->generate(request, overrides);
+  return pipeline.impl_->after_generation(pipeline.impl_->runner->generate(request, overrides));
 }
 
 Expected<std::unique_ptr<Pipeline>> Pipeline::create(ModelRegistry& registry, std::string_view model) {
@@ -73,7 +81,7 @@ Expected<std::unique_ptr<Pipeline>> Pipeline::create(ModelRegistry& registry, st
   const PipelineFamily* family = find_family(p->pipeline_type);
   return std::unique_ptr<Pipeline>(new Pipeline(std::make_unique<Impl>(
       Impl{p->name, p->pipeline_type, std::move(runner),
-           family ? family->request_options : std::span<const std::string_view>()})));
+           family ? family->request_options : std::span<const std::string_view>(), &registry})));
 }
 
 }  // namespace v0

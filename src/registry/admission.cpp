@@ -36,6 +36,8 @@ std::vector<Eviction> take_ranked(const RegistryView& view, const std::vector<Ev
 Expected<Admission> decide_admission(const RegistryView& view, const ModelView& incoming, const AdmissionBudget& budget,
                                      const std::vector<Eviction>& limit_evictions, const VictimOrder& victims) {
   Admission a;
+  a.headroom = budget.min_free_bytes;
+  a.device = view.device;
   a.need = incoming.weight_bytes + incoming.config->workspace_bytes;
   const uint64_t free = sub_sat(view.device.free_bytes, budget.reserved_bytes);
   a.avail = sub_sat(free, budget.min_free_bytes);
@@ -68,13 +70,14 @@ Expected<Admission> decide_admission(const RegistryView& view, const ModelView& 
     for (const auto& ev : chosen) take(ev);
   }
   a.fits = a.avail + a.evicted_bytes >= a.need;
+  a.could_fit = a.avail + a.evictable_bytes + a.leased_bytes >= a.need;
   return a;
 }
 
-std::string exhausted_message(const ModelView& incoming, const Admission& a, uint64_t min_free_bytes) {
+std::string exhausted_message(const ModelView& incoming, const Admission& a) {
   return "cannot load '" + std::string(incoming.name) + "': needs " + format_bytes(a.need) + " (weights " +
          format_bytes(incoming.weight_bytes) + " + workspace " + format_bytes(incoming.config->workspace_bytes) +
-         "), free " + format_bytes(a.avail) + " (after a headroom of " + format_bytes(min_free_bytes) +
+         "), free " + format_bytes(a.avail) +  " (after a headroom of " + format_bytes(a.headroom) +
          "), evictable " + format_bytes(a.evictable_bytes) + ", held by leased models " +
          format_bytes(a.leased_bytes);
 }

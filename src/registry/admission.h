@@ -24,8 +24,9 @@
 //               and leaving for the host or disk;
 //   fits      = available + evicted >= need.
 // Admission also reports the bytes held by leased models and evictable ones,
-// and whether other models are moving (waiting may then help), for the wait
-// loop and the kResourceExhausted message (exhausted_message()).
+// whether other models are moving (waiting may then help), and could_fit
+// (whether it would fit once every lease ended: if not, waiting is in vain),
+// for the wait loop and the kResourceExhausted message (exhausted_message()).
 //
 // Threading: pure functions over values; call from any thread. A VictimOrder
 // runs on the calling thread, during the call.
@@ -44,7 +45,7 @@ namespace tp::detail {
 
 struct AdmissionBudget {
   uint64_t reserved_bytes = 0;       // admitted loads in flight, not on the device yet
-  uint64_t min_free_bytes = 0;       // headroom to leave free (config.policy.min_free_bytes)
+  uint64_t min_free_bytes = 0;       // headroom to leave free (PolicyConfig::headroom_bytes)
   uint64_t device_budget_bytes = 0;  // the registry's device budget; 0: none
 };
 
@@ -57,7 +58,12 @@ struct Admission {
   uint64_t evictable_bytes = 0;  // held by resident, unleased, unpinned models
   uint64_t leased_bytes = 0;     // held by leased models
   bool busy = false;             // other loads or unloads in flight: waiting may help
+  // Whether it could fit were every lease to end: need <= available +
+  // evictable + leased. False: waiting for leases is in vain.
+  bool could_fit = false;
   bool fits = false;
+  uint64_t headroom = 0;         // the budget's min_free_bytes, for the message
+  DeviceMemoryInfo device;       // the view's device, for the evictions' events
 };
 
 // Victims freeing at least `shortfall` bytes, chosen among `rest`: the view
@@ -85,6 +91,6 @@ Expected<Admission> decide_admission(const RegistryView& view, const ModelView& 
 // The kResourceExhausted message of a refused admission: "cannot load '<m>':
 // needs N (weights W + workspace S), free F (after a headroom of H),
 // evictable E, held by leased models L".
-std::string exhausted_message(const ModelView& incoming, const Admission& a, uint64_t min_free_bytes);
+std::string exhausted_message(const ModelView& incoming, const Admission& a);
 
 }  // namespace tp::detail

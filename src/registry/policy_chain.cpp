@@ -112,7 +112,7 @@ Expected<Admission> RegistryState::admit(const ModelSlot& s) const {
   TP_ASSIGN_OR_RETURN(const std::vector<Eviction> limit, enforce_limits(v, &incoming));
   AdmissionBudget budget;
   budget.reserved_bytes = reserved_bytes;
-  budget.min_free_bytes = config.policy.min_free_bytes;
+  budget.min_free_bytes = config.policy.headroom_bytes(v.device.total_bytes);
   budget.device_budget_bytes = config.device_budget_bytes;
   return decide_admission(v, incoming, budget, limit, [&](const RegistryView& rest, uint64_t shortfall) TP_REQUIRES(mu) {
     return select_victims(rest, shortfall, Reason::kPressure);
@@ -120,7 +120,7 @@ Expected<Admission> RegistryState::admit(const ModelSlot& s) const {
 }
 
 std::string RegistryState::exhausted_message(const ModelSlot& s, const Admission& a) const {
-  return detail::exhausted_message(view_of(s), a, config.policy.min_free_bytes);
+  return detail::exhausted_message(view_of(s), a);
 }
 
 }  // namespace tp::detail

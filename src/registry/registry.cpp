@@ -60,7 +60,13 @@ ModelInfo RegistryState::info_of(const ModelSlot& s) const {
   i.load_count = s.load_count;
   i.last_load_time = s.last_load_time;
   i.last_error = s.last_error;
+  i.admission_position = admission_position(s);
   return i;
+}
+
+uint32_t RegistryState::admission_position(const ModelSlot& s) const {
+  auto it = std::find(admission_queue.begin(), admission_queue.end(), &s);
+  return it == admission_queue.end() ? 0 : static_cast<uint32_t>(it - admission_queue.begin() + 1);
 }
 
 // ---- leases, tick, background ------------------------------------------------------
@@ -130,14 +136,15 @@ std::optional<TimePoint> RegistryState::tick() {
     }
     evict_all(evs, nullptr);
   }
-  // Pressure: keep min_free_bytes free, counting other processes.
-  if (config.policy.min_free_bytes > 0) {
+  // Pressure: keep the headroom free, counting other processes.
+  if (config.policy.min_free_bytes > 0 || config.policy.min_free_fraction > 0) {
     RegistryView v = view();
-    if (v.device.total_bytes > 0 && v.device.free_bytes < config.policy.min_free_bytes) {
-      uint64_t need = config.policy.min_free_bytes - v.device.free_bytes;
+    const uint64_t headroom = config.policy.headroom_bytes(v.device.total_bytes);
+    if (v.device.total_bytes > 0 && v.device.free_bytes < headroom) {
+      uint64_t need = headroom - v.device.free_bytes;
       auto victims = select_victims(v, need, Reason::kPressure);
       if (!victims) log_host_error(victims.error(), "in select_victims(); no eviction for pressure this time");
-      int n = victims ? evict_all(*victims, nullptr) : 0;
+      int n = victims ? evict_all(*victims, nullptr, &v.device) : 0;
       if (victims && n == 0)
         TP_LOG(kDebug, "registry", "under pressure (" << v.device.free_bytes << " bytes free) but nothing is evictable");
     }
@@ -163,20 +170,38 @@ void RegistryState::background_loop() {
   }
 }
 
+int64_t RegistryState::release_cache() {
+  if (!options.clean_caches) return 0;
+  mu.unlock();
+  const uint64_t before = device_info().free_bytes;
+  try {
+    options.clean_caches();
+  } catch (...) {
+    TP_LOG(kError, "registry", "the clean-up step threw; the exception was dropped");
+  }
+  const uint64_t after = device_info().free_bytes;
+  mu.lock();
+  const int64_t back = static_cast<int64_t>(after) - static_cast<int64_t>(before);
+  ++stats.cache_releases;
+  if (back > 0) stats.cache_bytes_returned += static_cast<uint64_t>(back);
+  return back;
+}
+
 void RegistryState::flush() {
   if (pending.empty() && !clean_pending) return;
+  const bool clean = clean_pending && config.policy.clean_caches && options.clean_caches;
+  clean_pending = false;
+  if (clean) {
+    const int64_t back = release_cache();  // before publishing: the events carry what it returned
+    for (auto it = pending.rbegin(); it != pending.rend(); ++it)
+      if (it->from == Tier::kDevice && !it->failed) {
+        it->cache_bytes_returned = back;
+        break;
+      }
+  }
   std::vector<ResidencyEvent> out;
   out.swap(pending);
-  bool clean = clean_pending && config.policy.clean_caches && options.clean_caches;
-  clean_pending = false;
   mu.unlock();
-  if (clean) {
-    try {
-      options.clean_caches();
-    } catch (...) {
-      TP_LOG(kError, "registry", "the clean-up step threw; the exception was dropped");
-    }
-  }
   events.publish(out);
   mu.lock();
 }
@@ -415,9 +440,27 @@ std::optional<TimePoint> ModelRegistry::tick() {
   return state_->tick();
 }
 
+uint64_t ModelRegistry::release_caches(bool force) {
+  MutexLock lk(state_->mu);
+  if (state_->closed || !(force || state_->config.policy.clean_caches)) return 0;
+  const int64_t back = state_->release_cache();
+  state_->flush();
+  return back > 0 ? static_cast<uint64_t>(back) : 0;
+}
+
 RegistryStats ModelRegistry::stats() const {
   MutexLock lk(state_->mu);
-  return detail::snapshot(state_->stats, state_->device_bytes_held(), state_->host_bytes_held());
+  RegistryStats out = detail::snapshot(state_->stats, state_->device_bytes_held(), state_->host_bytes_held());
+  const DeviceMemoryInfo d = state_->device_info();
+  out.device_total_bytes = d.total_bytes;
+  out.device_free_bytes = d.free_bytes;
+  out.process_bytes = d.process_bytes;
+  out.other_process_bytes = d.other_bytes;
+  out.headroom_bytes = state_->config.policy.headroom_bytes(d.total_bytes);
+  out.admission_queue = state_->admission_queue.size();
+  for (const ModelSlot* q : state_->admission_queue)
+    out.admission_queue_bytes += q->weight_bytes + q->config.workspace_bytes;
+  return out;
 }
 
 const RegistryConfig& ModelRegistry::config() const { return state_->config; }

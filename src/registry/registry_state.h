@@ -40,6 +40,7 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -94,6 +95,10 @@ struct RegistryState {
   CondVar cv;                                     // slot states and leases changed (waits on mu)
   uint64_t reserved_bytes TP_GUARDED_BY(mu) = 0;  // admitted loads in flight
   uint64_t host_inflight TP_GUARDED_BY(mu) = 0;   // host copies being made by evictions in flight
+  // Loads waiting for device memory, first come first served: only the front
+  // one may be admitted (wait_for_admission). One entry per slot at most (a
+  // load is single-flight).
+  std::deque<const ModelSlot*> admission_queue TP_GUARDED_BY(mu);
   RegistryStats stats TP_GUARDED_BY(mu);
   std::vector<ResidencyEvent> pending TP_GUARDED_BY(mu);  // published by flush()
   bool clean_pending TP_GUARDED_BY(mu) = false;
@@ -111,6 +116,8 @@ struct RegistryState {
   // ---- registry.cpp: lookups, leases, tick, background --------------------
   Expected<ModelSlot*> find(std::string_view name) const;
   ModelInfo info_of(const ModelSlot& s) const TP_REQUIRES(mu);
+  // 1-based place of `s` in admission_queue; 0: not queued.
+  uint32_t admission_position(const ModelSlot& s) const TP_REQUIRES(mu);
   // Makes `s` resident (waiting out or performing a load).
   Status ensure_resident(ModelSlot& s, Reason reason, bool allow_evict, const std::atomic<bool>* cancel,
                          bool* loaded_here) TP_REQUIRES(mu);
@@ -120,6 +127,9 @@ struct RegistryState {
   void record_event(ResidencyEvent ev) TP_REQUIRES(mu) { pending.push_back(std::move(ev)); }
   // Publishes pending events and runs the cache clean-up, with mu released.
   void flush() TP_REQUIRES(mu);
+  // Runs options.clean_caches (when set) with mu released, counts it in the
+  // stats, and returns the device's measured free-memory increase.
+  int64_t release_cache() TP_REQUIRES(mu);
 
   // ---- policy_chain.cpp: views, the policy chain, admission ---------------
   ModelView view_of(const ModelSlot& s) const TP_REQUIRES(mu);
@@ -144,10 +154,12 @@ struct RegistryState {
       TP_EXCLUDES(mu);
   // Admits and loads `s` (not resident, not in transition).
   Status load(ModelSlot& s, Reason reason, bool allow_evict, const std::atomic<bool>* cancel) TP_REQUIRES(mu);
-  // Moves a resident, unleased model off the device.
-  UnloadReport evict(ModelSlot& s, Tier to, Reason reason) TP_REQUIRES(mu);
+  // Moves a resident, unleased model off the device. `seen`: the device when
+  // a pressure eviction was decided, for its event (ours/others bytes).
+  UnloadReport evict(ModelSlot& s, Tier to, Reason reason, const DeviceMemoryInfo* seen = nullptr) TP_REQUIRES(mu);
   // Evicts the legal ones among `evs`; returns how many it evicted.
-  int evict_all(const std::vector<Eviction>& evs, const ModelSlot* incoming) TP_REQUIRES(mu);
+  int evict_all(const std::vector<Eviction>& evs, const ModelSlot* incoming, const DeviceMemoryInfo* seen = nullptr)
+      TP_REQUIRES(mu);
   // Drops the host copy of `s` (not in transition), returning its bytes.
   uint64_t drop_host_copy(ModelSlot& s, Reason reason) TP_REQUIRES(mu);
   // Drops host copies, least recently used first, until `bytes` more fit in
@@ -155,7 +167,9 @@ struct RegistryState {
   bool make_host_room(uint64_t bytes, const ModelSlot* keep) TP_REQUIRES(mu);
 
  private:
-  // Waits for `s`'s admission, evicting what it names; ok once it fits.
+  // Waits for `s`'s admission, evicting what it names; ok once it fits. A
+  // load that must wait joins admission_queue; while the queue is not empty
+  // only its front is admitted (FIFO), a newcomer queueing behind it.
   Status wait_for_admission(ModelSlot& s, bool allow_evict, const std::atomic<bool>* cancel) TP_REQUIRES(mu);
   ModelSlot* legal_victim(const Eviction& ev, const ModelSlot* incoming) const TP_REQUIRES(mu);
   TransferContext transfer_context(const ModelSlot& s, Tier from, Tier to, const std::atomic<bool>* cancel) const;

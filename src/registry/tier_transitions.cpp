@@ -105,7 +105,7 @@ bool RegistryState::make_host_room(uint64_t bytes, const ModelSlot* keep) {
 
 // ---- off the device -------------------------------------------------------------
 
-UnloadReport RegistryState::evict(ModelSlot& s, Tier to, Reason reason) {
+UnloadReport RegistryState::evict(ModelSlot& s, Tier to, Reason reason, const DeviceMemoryInfo* seen) {
   TP_ASSERT(s.state == ModelState::kResident && s.leases == 0 && to != Tier::kDevice);
   if (to == Tier::kHost && !make_host_room(s.host_bytes ? 0 : s.device_bytes, &s)) to = Tier::kDisk;
   s.state = ModelState::kUnloading;
@@ -113,6 +113,7 @@ UnloadReport RegistryState::evict(ModelSlot& s, Tier to, Reason reason) {
   const uint64_t host_reserved = to == Tier::kHost && s.host_bytes == 0 ? bytes : 0;
   host_inflight += host_reserved;
   uint64_t free_before = device_info().free_bytes;
+  const uint64_t held_before = device_bytes_held();
   TimePoint t0 = options.clock->now();
   bool had_host = s.host_bytes > 0;
 
@@ -143,6 +144,10 @@ UnloadReport RegistryState::evict(ModelSlot& s, Tier to, Reason reason) {
   count_eviction(stats, reason, to == Tier::kHost && !had_host ? s.host_bytes : 0, report.bytes_returned);
   ResidencyEvent ev = make_event(s.config.name, Tier::kDevice, to, reason, bytes, to_ms(options.clock->now() - t0));
   ev.bytes_returned = report.bytes_returned;
+  if (seen && reason == Reason::kPressure) {
+    ev.ours_bytes = seen->process_bytes ? seen->process_bytes : held_before;
+    ev.others_bytes = seen->other_bytes;
+  }
   record_event(std::move(ev));
   clean_pending = true;
   cv.notify_all();
@@ -158,11 +163,12 @@ ModelSlot* RegistryState::legal_victim(const Eviction& ev, const ModelSlot* inco
   return v;
 }
 
-int RegistryState::evict_all(const std::vector<Eviction>& evs, const ModelSlot* incoming) {
+int RegistryState::evict_all(const std::vector<Eviction>& evs, const ModelSlot* incoming,
+                             const DeviceMemoryInfo* seen) {
   int n = 0;
   for (const auto& ev : evs) {
     if (ModelSlot* v = legal_victim(ev, incoming)) {
-      evict(*v, ev.to, ev.reason);
+      evict(*v, ev.to, ev.reason, seen);
       ++n;
     }
   }
@@ -185,26 +191,58 @@ Expected<std::pair<std::unique_ptr<ModelWeights>, uint64_t>> RegistryState::open
 
 Status RegistryState::wait_for_admission(ModelSlot& s, bool allow_evict, const std::atomic<bool>* cancel) {
   const Deadline deadline(*options.clock, config.admission_timeout);
-  bool waited = false;
-  for (;;) {
-    if (closed) return failed_precondition("the registry is shutting down");
-    if (cancel && cancel->load()) return tl::unexpected(Error{ErrorCode::kCancelled, "loading '" + s.config.name + "' was cancelled"});
-    TP_ASSIGN_OR_RETURN(Admission a, admit(s));  // a policy threw: nothing moved yet
-    if (a.fits && a.evictions.empty()) return ok_status();
-    if (a.fits && allow_evict) {
-      if (evict_all(a.evictions, &s) > 0) continue;
+  bool queued = false;
+  bool cache_released = false;  // once per admission: the cache first, then evictions
+  // Every way out leaves the queue, and wakes the waiter now at its front.
+  auto leave = [&](Status st) TP_REQUIRES(mu) -> Status {
+    if (queued) {
+      admission_queue.erase(std::find(admission_queue.begin(), admission_queue.end(), &s));
+      cv.notify_all();
     }
-    bool may_wait = a.leased_bytes > 0 || a.busy || reserved_bytes > 0;
-    if (may_wait && !deadline.passed()) {
-      if (!waited) ++stats.admission_waits;
-      waited = true;
-      // In slices, so that a cancel (which does not notify cv) and a clock
-      // that is not real time are seen promptly.
-      cv.wait_for(mu, std::min(deadline.wait_time(), kAdmissionSlice));
-      continue;
-    }
+    return st;
+  };
+  auto refuse = [&](const Admission& a, std::string note) TP_REQUIRES(mu) -> Status {
     ++stats.admission_failures;
-    return tl::unexpected(Error{ErrorCode::kResourceExhausted, exhausted_message(s, a)});
+    return leave(tl::unexpected(Error{ErrorCode::kResourceExhausted, exhausted_message(s, a) + note}));
+  };
+  for (;;) {
+    if (closed) return leave(failed_precondition("the registry is shutting down"));
+    if (cancel && cancel->load()) {
+      if (queued) ++stats.admission_cancels;
+      return leave(tl::unexpected(Error{ErrorCode::kCancelled, "loading '" + s.config.name + "' was cancelled"}));
+    }
+    auto admitted = admit(s);
+    if (!admitted) return leave(tl::unexpected(admitted.error()));  // a policy threw: nothing moved yet
+    const Admission& a = *admitted;
+    const bool front = admission_queue.empty() || admission_queue.front() == &s;
+    if (front) {
+      if (a.fits && a.evictions.empty()) return leave(ok_status());
+      if (!cache_released && options.clean_caches) {
+        // Cached allocator blocks go back to the driver before any model is
+        // evicted for room (with mu released); then admission looks again.
+        cache_released = true;
+        release_cache();
+        continue;
+      }
+      if (a.fits && allow_evict) {
+        if (evict_all(a.evictions, &s, &a.device) > 0) continue;
+      }
+      // Waiting helps when leases may end or other transitions finish, and
+      // the model could fit once they have.
+      const bool may_wait = a.busy || reserved_bytes > 0 || (a.leased_bytes > 0 && a.could_fit);
+      if (!may_wait || deadline.passed()) return refuse(a, "");
+    } else if (deadline.passed()) {
+      const size_t ahead = queued ? admission_position(s) - 1 : admission_queue.size();
+      return refuse(a, " (behind " + std::to_string(ahead) + " earlier load(s) in the admission queue)");
+    }
+    if (!queued) {
+      admission_queue.push_back(&s);
+      queued = true;
+      ++stats.admission_waits;
+    }
+    // In slices, so that a cancel (which does not notify cv) and a clock
+    // that is not real time are seen promptly.
+    cv.wait_for(mu, std::min(deadline.wait_time(), kAdmissionSlice));
   }
 }
 

@@ -26,7 +26,18 @@ const char* kConfig = R"({
 
 using Error = CapiError;
 
-tp_registry* make_registry(const char* preset = nullptr, uint64_t device = 10 * kGiB, tp_registry_options* o = nullptr) {
+// kConfig, failing an admission at once instead of waiting for leases to end.
+const char* kConfigNoWait = R"({
+  "models": {
+    "a": {"model_id": "org/a", "pipeline_type": "sd3", "size_bytes": "4GiB", "dtype": "fp16"},
+    "b": {"path": "/models/b", "pipeline_type": "sd3", "size_bytes": "4GiB", "priority": 3},
+    "c": {"path": "/models/c", "pipeline_type": "sd3", "size_bytes": "4GiB"}
+  },
+  "host_budget_bytes": "16GiB", "admission_timeout_ms": 0
+})";
+
+tp_registry* make_registry(const char* preset = nullptr, uint64_t device = 10 * kGiB, tp_registry_options* o = nullptr,
+                           const char* config = kConfig) {
   tp_registry_options* opts = o;
   if (!opts) {
     EXPECT_EQ(tp_registry_options_create(&opts, nullptr), TP_OK);
@@ -38,7 +49,7 @@ tp_registry* make_registry(const char* preset = nullptr, uint64_t device = 10 * 
   }
   tp_registry* reg = nullptr;
   Error err;
-  EXPECT_EQ(tp_registry_create_from_string(&reg, kConfig, opts, err.out()), TP_OK) << err.message();
+  EXPECT_EQ(tp_registry_create_from_string(&reg, config, opts, err.out()), TP_OK) << err.message();
   tp_registry_options_destroy(opts);
   return reg;
 }
@@ -385,7 +396,7 @@ TEST(RegistryCapiTest, DestroyWithLiveLeaseIsDeferred) {
 }
 
 TEST(RegistryCapiTest, AdmissionFailureCarriesTheNumbers) {
-  tp_registry* reg = make_registry(nullptr, 6 * kGiB);
+  tp_registry* reg = make_registry(nullptr, 6 * kGiB, nullptr, kConfigNoWait);
   tp_model* a = nullptr;
   ASSERT_EQ(tp_model_acquire(&a, reg, "a", nullptr), TP_OK);
   tp_model* b = nullptr;
@@ -397,6 +408,34 @@ TEST(RegistryCapiTest, AdmissionFailureCarriesTheNumbers) {
   tp_model_release(a);
   ASSERT_EQ(tp_model_acquire(&b, reg, "b", nullptr), TP_OK);  // the next request works
   tp_model_release(b);
+  tp_registry_destroy(reg);
+}
+
+// Statistics by name: the device as its monitor sees it, the admission queue,
+// the allocator cache; an unknown name is refused, listing the known ones.
+TEST(RegistryCapiTest, StatByName) {
+  tp_registry* reg = make_registry();
+  tp_model* a = nullptr;
+  ASSERT_EQ(tp_model_acquire(&a, reg, "a", nullptr), TP_OK);
+  const std::pair<const char*, uint64_t> expected[] = {
+      {"device_total_bytes", 10 * kGiB}, {"device_free_bytes", 6 * kGiB}, {"process_bytes", 4 * kGiB},
+      {"other_process_bytes", 0},        {"headroom_bytes", 0},           {"admission_queue", 0},
+      {"admission_queue_bytes", 0},      {"admission_cancels", 0},        {"cache_releases", 0}};
+  for (const auto& [name, value] : expected) {
+    uint64_t v = 99;
+    ASSERT_EQ(tp_registry_stat(&v, reg, name, nullptr), TP_OK) << name;
+    EXPECT_EQ(v, value) << name;
+  }
+  Error err;
+  uint64_t v = 99;
+  EXPECT_EQ(tp_registry_stat(&v, reg, "nope", err.out()), TP_INVALID_ARGUMENT);
+  EXPECT_NE(err.message().find("statistic 'nope' is not one this library knows (known: admission_queue,"),
+            std::string::npos)
+      << err.message();
+  EXPECT_EQ(v, 99u);
+  EXPECT_EQ(tp_registry_stat(&v, reg, nullptr, nullptr), TP_INVALID_ARGUMENT);
+  EXPECT_EQ(tp_registry_stat(nullptr, reg, "admission_queue", nullptr), TP_INVALID_ARGUMENT);
+  tp_model_release(a);
   tp_registry_destroy(reg);
 }
 

@@ -19,7 +19,9 @@ def test_unknown_model_is_not_found_and_named(reg):
 
 
 def test_too_small_device_is_resource_exhausted(make_registry):
-    reg = make_registry(simulated_device_bytes=6 * GiB)
+    # admission_timeout_ms 0: "b" fails at once instead of waiting for a's lease to end.
+    no_wait = CONFIG.replace('"host_budget_bytes"', '"admission_timeout_ms": 0, "host_budget_bytes"')
+    reg = make_registry(no_wait, simulated_device_bytes=6 * GiB)
     with reg.acquire("a"):
         with pytest.raises(twistedpic.ResourceExhaustedError, match="cannot load 'b': needs 4.00 GiB"):
             reg.acquire("b")

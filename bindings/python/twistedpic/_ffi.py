@@ -351,6 +351,7 @@ tp_registry_unload_all = _declare("tp_registry_unload_all", tp_code, _reg, c_int
 tp_registry_tick = _declare("tp_registry_tick", tp_code, _reg, _err)
 tp_registry_stats = _declare("tp_registry_stats", tp_code, POINTER(tp_stats), _reg, _err)
 tp_registry_evictions = _declare("tp_registry_evictions", tp_code, POINTER(c_uint64), _reg, c_int32, _err)
+tp_registry_stat = _declare("tp_registry_stat", tp_code, POINTER(c_uint64), _reg, c_char_p, _err)
 tp_registry_subscribe = _declare("tp_registry_subscribe", tp_code, POINTER(c_int32), _reg, tp_event_fn, c_void_p,
                                  _err)
 tp_registry_unsubscribe = _declare("tp_registry_unsubscribe", tp_code, _reg, c_int32, _err)

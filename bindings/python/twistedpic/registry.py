@@ -526,6 +526,15 @@ class Registry:
         call(_ffi.tp_registry_stats, byref(s), self._h)
         return _from_c(Stats, s, evictions={reason: self._evictions(reason) for reason in Reason})
 
+    def stat(self, name: str) -> int:
+        """One statistic by name (tp_registry_stat), including those tp_stats lacks: "admission_queue",
+        "admission_queue_bytes", "admission_cancels", "device_total_bytes", "device_free_bytes",
+        "process_bytes", "other_process_bytes", "headroom_bytes", "cache_releases", "cache_bytes_returned".
+        InvalidArgumentError for a name this library does not know."""
+        n = c_uint64()
+        call(_ffi.tp_registry_stat, byref(n), self._h, name.encode())
+        return n.value
+
     def _evictions(self, reason: "Reason") -> int:
         # tp_registry_evictions counts every reason; tp_stats.evictions stops at the v0.1 ones.
         n = c_uint64()

@@ -451,6 +451,25 @@ TP_API tp_code tp_registry_stats(tp_stats* out, const tp_registry* reg, tp_error
  */
 TP_API tp_code tp_registry_evictions(uint64_t* out, const tp_registry* reg, int32_t reason, tp_error** out_err);
 
+/**
+ * One registry statistic by name, including those added after tp_stats was
+ * frozen (a new statistic is a new name, never a new symbol or field):
+ * "admission_queue" (loads waiting for device memory now, first come first
+ * served), "admission_queue_bytes" (what they need), "admission_waits",
+ * "admission_failures", "admission_cancels" (waits ended by a cancel);
+ * the device as its monitor reports it: "device_total_bytes",
+ * "device_free_bytes", "process_bytes" (this process, per the driver),
+ * "other_process_bytes" (every other process), "headroom_bytes" (kept free
+ * for others by the policy); the allocator cache: "cache_releases",
+ * "cache_bytes_returned" (measured bytes handed back to the driver).
+ * @param[out] out the value.
+ * @return TP_INVALID_ARGUMENT for a name this library does not know (its
+ *   message lists the known ones), so a host can detect an older library.
+ * @threadsafety safe.
+ * @since 0.2
+ */
+TP_API tp_code tp_registry_stat(uint64_t* out, const tp_registry* reg, const char* name, tp_error** out_err);
+
 /** One residency transition, borrowed for the duration of the callback. */
 typedef struct tp_event {
   uint32_t struct_size;

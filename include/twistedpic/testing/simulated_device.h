@@ -41,6 +41,14 @@ class TP_EXPORT SimulatedDevice final : public DeviceMonitor {
   // Makes the next `count` release() calls keep their bytes, as a caching
   // allocator would: the bytes leave our books but not the device.
   void leak_next_releases(int count);
+  // A caching allocator's blocks: `bytes` more reserved from the device but
+  // unused (a generation's activations, kept cached after it), counted as
+  // this process's. kResourceExhausted when they are not free.
+  Status cache(uint64_t bytes);
+  // Hands every cached byte (cache() and leaked releases) back to the device,
+  // as torch's emptyCache does; returns how many.
+  uint64_t empty_cache();
+  uint64_t cached_bytes() const;
 
   uint64_t allocated_bytes() const;
   uint64_t total_bytes() const { return total_; }

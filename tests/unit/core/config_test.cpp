@@ -122,6 +122,10 @@ INSTANTIATE_TEST_SUITE_P(
                   "models.a.priority: expected an integer, got \"high\""},
         BadConfig{R"({"models": {"a": {"model_id": "x", "pinned": 1}}})", "models.a.pinned: expected true or false"},
         BadConfig{R"({"models": {"a": {"model_id": "x", "colour": "red"}}})", "models.a.colour: unknown field"},
+        BadConfig{R"({"models": {"a": {"path": "x", "checkpoint": ""}}})",
+                  "models.a.checkpoint: must be the path of a single-file checkpoint"},
+        BadConfig{R"({"models": {"a": {"path": "x", "checkpoint": 3}}})",
+                  "models.a.checkpoint: expected a string, got number"},
         BadConfig{R"({"models": {"a": {"model_id": "x", "policy": {"unload_after": "gpu"}}}})",
                   "models.a.policy.unload_after: expected \"host\", \"disk\", \"keep\" or a boolean, got \"gpu\""},
         BadConfig{R"({"models": {"a": {"model_id": "x", "policy": {"idle_unload_to": "keep"}}}})",
@@ -153,6 +157,16 @@ INSTANTIATE_TEST_SUITE_P(
                   "models.a.device: model 'a': 'device' is 'cuda:1'; only 'cuda:0' is supported until multi-device "
                   "placement lands"}),
     [](const ::testing::TestParamInfo<BadConfig>& i) { return "case" + std::to_string(i.index); });
+
+TEST(ConfigTest, ASingleFileCheckpointBesideTheFolder) {
+  auto c = parse_registry_config(R"({"models": {"xl": {"path": "/m/sdxl-configs",
+                                     "checkpoint": "/m/sd_xl_base_1.0.safetensors"}}})",
+                                 "twistedpic.json");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->models.at(0).source, "/m/sdxl-configs");
+  EXPECT_EQ(c->models.at(0).checkpoint, "/m/sd_xl_base_1.0.safetensors");
+  EXPECT_EQ(c->models.at(0).tensor_selection, nullptr);  // set by expand_pipeline_components, never by a config
+}
 
 // The parser itself is tested in tests/unit/util/bytes_test.cpp; here, the
 // public tp::parse_byte_size that forwards to it, and byte sizes in a config.

@@ -213,7 +213,9 @@ TEST(RegistryTest, AdmissionEvictsLowerPriorityFirst) {
 TEST(RegistryTest, AdmissionFailureStatesNeededFreeAndEvictable) {
   ModelConfig big = model("big", 6 * kGiB);
   big.workspace_bytes = kGiB;
-  Harness h(config_of({model("held", 4 * kGiB), big}), 10 * kGiB);
+  RegistryConfig c = config_of({model("held", 4 * kGiB), big});
+  c.admission_timeout = std::chrono::milliseconds(0);  // fail at once rather than wait for `held`
+  Harness h(std::move(c), 10 * kGiB);
   auto held = h.registry->acquire("held").value();
   auto lease = h.registry->acquire("big");
   ASSERT_FALSE(lease);
@@ -293,7 +295,9 @@ TEST(RegistryTest, AdmissionDeadlineFollowsTheInjectedClock) {
 }
 
 TEST(RegistryTest, LeasesBlockEvictionAndUnload) {
-  Harness h(config_of({model("a", 6 * kGiB), model("b", 6 * kGiB)}), 10 * kGiB);
+  RegistryConfig c = config_of({model("a", 6 * kGiB), model("b", 6 * kGiB)});
+  c.admission_timeout = std::chrono::milliseconds(0);  // b fails at once rather than wait for a's lease
+  Harness h(std::move(c), 10 * kGiB);
   auto a = h.registry->acquire("a").value();
   auto u = h.registry->unload("a", Tier::kDisk);
   ASSERT_FALSE(u);

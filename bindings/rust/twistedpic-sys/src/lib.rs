@@ -394,6 +394,12 @@ extern "C" {
     pub fn tp_registry_unload_all(reg: *mut tp_registry, tier: i32, out_err: *mut *mut tp_error) -> tp_code;
     pub fn tp_registry_tick(reg: *mut tp_registry, out_err: *mut *mut tp_error) -> tp_code;
     pub fn tp_registry_stats(out: *mut tp_stats, reg: *const tp_registry, out_err: *mut *mut tp_error) -> tp_code;
+    pub fn tp_registry_stat(
+        out: *mut u64,
+        reg: *const tp_registry,
+        name: *const c_char,
+        out_err: *mut *mut tp_error,
+    ) -> tp_code;
     pub fn tp_registry_evictions(
         out: *mut u64,
         reg: *const tp_registry,

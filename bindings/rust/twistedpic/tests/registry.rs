@@ -108,9 +108,9 @@ fn registry_dropped_while_a_lease_lives() {
 
 #[test]
 fn concurrent_acquire_release() {
-    // Two of the three models fit; admissions wait for other threads' leases.
-    let config = CONFIG.replace(r#""host_budget_bytes""#, r#""admission_timeout_ms": 30000, "host_budget_bytes""#);
-    let reg = Arc::new(Registry::from_str(&config, options(10)).unwrap());
+    // Two of the three models fit; with the default admission timeout
+    // (minutes) admissions wait their turn for other threads' leases.
+    let reg = Arc::new(Registry::from_str(CONFIG, options(10)).unwrap());
     const THREADS: usize = 4;
     const ROUNDS: usize = 25;
     let workers: Vec<_> = (0..THREADS)
