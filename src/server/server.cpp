@@ -5,7 +5,9 @@
 #include "server/server.h"
 
 #include "server/connection.h"
+#include "server/event_stream.h"
 #include "server/metrics_text.h"
+#include "server/ollama_neighbour.h"
 #include "server/wire.h"
 
 #include <httplib.h>
@@ -42,6 +44,48 @@ namespace {
 
 constexpr const char* kLog = "server";
 constexpr int kMaxSide = 4096;  // pixels, each side, before the pipeline's own checks
+constexpr int kEventSocketBuffer = 16 * 1024;  // SO_SNDBUF of an /api/events connection (Linux doubles it)
+
+// The request a generation thread is serving, for tagging the registry's
+// events (which run on the thread that made the transition): null elsewhere.
+thread_local const std::string* current_request = nullptr;
+
+// Sets current_request for a scope (also when the scope is left by an exception).
+class RequestScope {
+ public:
+  explicit RequestScope(const std::string& id) { current_request = &id; }
+  ~RequestScope() { current_request = nullptr; }
+  RequestScope(const RequestScope&) = delete;
+  RequestScope& operator=(const RequestScope&) = delete;
+};
+
+const char* stage_word(Stage s) {
+  switch (s) {
+    case Stage::kEncode: return "encode";
+    case Stage::kDenoise: return "denoise";
+    case Stage::kDecode: return "decode";
+    case Stage::kWaiting: return "waiting";
+  }
+  return "unknown";
+}
+
+// What a residency transition is, in one word: load, reload, offload, unload, evict, drop.
+const char* transition_word(const ResidencyEvent& e) {
+  if (e.to == Tier::kDevice) return e.from == Tier::kHost ? "reload" : "load";
+  if (e.from == Tier::kDevice) {
+    if (e.reason == Reason::kExplicit) return "unload";
+    return "evict";
+  }
+  return "drop";  // host -> disk
+}
+
+// A client's own X-Request-Id when it is a plain token, else ours.
+bool plain_request_id(const std::string& id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.' && c != ':') return false;
+  return true;
+}
 
 // Debian's cpp-httplib 0.11 listens with a backlog of 5 (compiled into the
 // library): a burst of clients overflows it, and some of them are reset. A
@@ -89,6 +133,9 @@ struct ImageServer::Impl {
   std::atomic<bool> stopped{false};     // stop() or drain() was called: run() must not (go on) listen
   std::atomic<bool> run_active{false};  // run() is in (or about to enter) the listener
   std::atomic<uint64_t> request_ids{0};
+  EventHub hub;
+  int registry_subscription = -1;
+  std::unique_ptr<OllamaWatch> ollama;  // when options name a neighbour
   const int64_t started_unix = static_cast<int64_t>(std::time(nullptr));
 
   std::mutex metrics_mu;
@@ -99,7 +146,27 @@ struct ImageServer::Impl {
   bool reaper_stop = false;  // guarded by reaper_mu
   std::thread reaper;
 
-  Impl(ModelRegistry& r, ServerOptions o) : registry(r), opt(std::move(o)) {}
+  Impl(ModelRegistry& r, ServerOptions o)
+      : registry(r),
+        opt(std::move(o)),
+        hub(static_cast<size_t>(opt.event_buffer), static_cast<size_t>(opt.max_event_clients)) {}
+
+  // Registry transitions as "residency" events, tagged with the request that
+  // caused them when a generation thread made them.
+  void on_residency(const ResidencyEvent& e) {
+    json d = {{"request_id", current_request ? json(*current_request) : json(nullptr)},
+              {"event", transition_word(e)},
+              {"model", e.model},
+              {"from", std::string(tier_name(e.from))},
+              {"to", std::string(tier_name(e.to))},
+              {"reason", std::string(reason_name(e.reason))},
+              {"bytes", e.bytes},
+              {"ms", e.ms},
+              {"failed", e.failed}};
+    if (e.from == Tier::kDevice) d["bytes_returned"] = e.bytes_returned;
+    if (e.failed) d["error"] = e.error;
+    hub.publish("residency", std::move(d));
+  }
 
   Lane* lane(std::string_view name) {
     for (auto& l : lanes)
@@ -113,6 +180,7 @@ struct ImageServer::Impl {
   void ps(httplib::Response& res);
   void unload(const httplib::Request& req, httplib::Response& res);
   void metrics(httplib::Response& res);
+  void events(const httplib::Request& req, httplib::Response& res);
 
   // Unloads `lane`'s networks to disk (those leased elsewhere stay).
   void unload_lane(Lane& lane) {
@@ -123,12 +191,42 @@ struct ImageServer::Impl {
     }
   }
 
+  // Before a load that does not fit even after our own evictions (the
+  // registry's plan counts them: our models always yield first), ask the
+  // neighbour for room. Called on the generating thread, before it waits.
+  void before_load(const std::string& network, const std::string& request_id) {
+    if (!ollama) return;
+    auto plan = registry.plan(network);
+    if (!plan || plan->resident || plan->fits) return;
+    const uint64_t have = plan->free_bytes + plan->bytes_evicted;
+    const uint64_t needed = plan->needed_bytes > have ? plan->needed_bytes - have : 0;
+    const OllamaDecision d = ollama->make_room(needed);
+    // At warning level, also when it worked: another program's model was unloaded.
+    TP_LOG(kWarn, "ollama",
+           request_id << ": loading " << network << " lacks " << needed << " bytes: " << d.outcome << ": " << d.message);
+    hub.publish("neighbour", {{"request_id", request_id},
+                              {"neighbour", "ollama"},
+                              {"model", network},
+                              {"needed_bytes", needed},
+                              {"decision", d.outcome},
+                              {"asked", d.asked},
+                              {"freed_vram", d.freed_vram},
+                              {"held_vram", d.held_vram},
+                              {"message", d.message}});
+  }
+
   void reap() {
     std::unique_lock lock(reaper_mu);
+    auto next_poll = Steady::now();
     while (!reaper_stop) {
       reaper_cv.wait_for(lock, std::chrono::milliseconds(200));
       if (reaper_stop) break;
       lock.unlock();
+      // The neighbour's use is inferred from how its /api/ps changes: look every 2 s.
+      if (ollama && Steady::now() >= next_poll) {
+        (void)ollama->poll();
+        next_poll = Steady::now() + std::chrono::seconds(2);
+      }
       for (auto& l : lanes) {
         bool due = false;
         {
@@ -147,6 +245,7 @@ struct ImageServer::Impl {
   // Stops the listener, also when run() is only about to start it.
   void stop_listener() {
     stopped = true;
+    hub.close();  // ends the /api/events streams, which hold worker threads
     http.stop();
     while (run_active.load()) {
       http.stop();  // a no-op until the listener runs; then it ends it
@@ -427,7 +526,7 @@ std::optional<HttpError> read_json(const httplib::Request& req, json& out, bool 
 
 const char* route_of(const std::string& path) {
   static constexpr const char* kRoutes[] = {
-      "/v1/images/generations", "/v1/models", "/api/ps", "/api/unload", "/healthz", "/metrics"};
+      "/v1/images/generations", "/v1/models", "/api/ps", "/api/unload", "/api/events", "/healthz", "/metrics"};
   for (const char* r : kRoutes)
     if (path == r) return r;
   return "other";
@@ -443,7 +542,8 @@ bool same_key(const std::string& a, const std::string& b) {
 }  // namespace
 
 void ImageServer::Impl::generate(const httplib::Request& req, httplib::Response& res) {
-  const std::string id = "req-" + std::to_string(++request_ids);
+  const std::string client_id = req.get_header_value("X-Request-Id");
+  const std::string id = plain_request_id(client_id) ? client_id : "req-" + std::to_string(++request_ids);
   res.set_header("X-Request-Id", id);
   if (draining.load())
     return send_error(res, {503, "server_error", "shutting_down", "the server is shutting down", ""});
@@ -457,17 +557,36 @@ void ImageServer::Impl::generate(const httplib::Request& req, httplib::Response&
   // A client that disconnects cancels its generation (checked at every step).
   const int fd = connection_fd(req);
   bool gone = false;
-  parsed.request.on_progress = [fd, &gone](const StepProgress&, std::string_view) {
+  parsed.request.on_progress = [this, fd, &gone, &id, &l](const StepProgress& p, std::string_view network) {
+    json d = {{"request_id", id},         {"model", l.name}, {"stage", stage_word(p.stage)},
+              {"step", p.step},           {"steps", p.steps}, {"elapsed_s", p.elapsed_s}};
+    if (!network.empty()) d["network"] = std::string(network);
+    hub.publish("progress", std::move(d));
+    if (p.stage == Stage::kWaiting && !network.empty()) before_load(std::string(network), id);
     if (fd >= 0 && peer_gone(fd)) gone = true;
     return !gone;
   };
   const auto start = Steady::now();
   Expected<GenerateResult> result = tl::unexpected(Error{ErrorCode::kInternal, "not run"});
+  hub.publish("request", {{"request_id", id}, {"model", l.name}, {"state", "queued"}});
   {
     Slot slot(l, &cancel);
-    if (auto e = slot.enter(opt, cancel_all, fd)) return send_error(res, *e);
+    if (auto e = slot.enter(opt, cancel_all, fd)) {
+      hub.publish("request", {{"request_id", id}, {"model", l.name}, {"state", "refused"}, {"status", e->status}});
+      return send_error(res, *e);
+    }
+    hub.publish("request", {{"request_id", id}, {"model", l.name}, {"state", "running"}});
     parsed.request.cancel = &cancel;
+    RequestScope tag(id);
     result = l.pipeline->generate(parsed.request);
+  }
+  {
+    const int status = gone ? 499 : result ? 200 : from_error(result.error()).status;
+    hub.publish("request", {{"request_id", id},
+                            {"model", l.name},
+                            {"state", "done"},
+                            {"status", status},
+                            {"images", result ? result->images.size() : 0}});
   }
   const double seconds = std::chrono::duration<double>(Steady::now() - start).count();
 
@@ -486,7 +605,10 @@ void ImageServer::Impl::generate(const httplib::Request& req, httplib::Response&
         if (now) l.keep_until.reset();
       }
     }
-    if (now) unload_lane(l);
+    if (now) {
+      RequestScope tag(id);
+      unload_lane(l);
+    }
   }
 
   {
@@ -709,6 +831,26 @@ void ImageServer::Impl::metrics(httplib::Response& res) {
       << "# HELP twistedpic_generation_duration_seconds Generation requests, queueing included.\n"
          "# TYPE twistedpic_generation_duration_seconds histogram\n"
       << latency.str();
+  gauge("twistedpic_event_clients", "Open /api/events streams.", hub.clients());
+  if (ollama) {
+    const OllamaWatch::Counters c = ollama->counters();
+    out << "# HELP twistedpic_ollama_decisions_total Loads that did not fit, by what was done about Ollama.\n"
+           "# TYPE twistedpic_ollama_decisions_total counter\n";
+    for (const char* o : {"unloaded", "busy", "not_allowed", "nothing_held", "unreachable", "unload_failed"}) {
+      auto it = c.decisions.find(o);
+      out << "twistedpic_ollama_decisions_total{outcome=\"" << o << "\"} " << (it == c.decisions.end() ? 0 : it->second)
+          << "\n";
+    }
+    counter("twistedpic_ollama_unload_requests_total", "keep_alive 0 requests sent to Ollama.", c.unload_requests);
+    counter("twistedpic_ollama_freed_bytes_total", "Ollama's size_vram of the models it unloaded when asked.",
+            c.freed_vram);
+    gauge("twistedpic_ollama_device_bytes", "Ollama's size_vram, summed, at the last look.", c.held_vram);
+    gauge("twistedpic_ollama_models", "Models Ollama held at the last look.", c.models);
+    gauge("twistedpic_ollama_up", "1 when Ollama answered the last look.", c.reachable ? 1 : 0);
+  }
+  counter("twistedpic_events_total", "Events sent to /api/events streams.", hub.published());
+  counter("twistedpic_event_clients_dropped_total",
+          "/api/events clients dropped because their buffer was full (slow readers).", hub.dropped_clients());
   {
     std::lock_guard g(metrics_mu);
     out << "# HELP twistedpic_http_requests_total HTTP requests answered, by route and status.\n"
@@ -718,6 +860,42 @@ void ImageServer::Impl::metrics(httplib::Response& res) {
           << "\n";
   }
   res.set_content(out.str(), "text/plain; version=0.0.4; charset=utf-8");
+}
+
+void ImageServer::Impl::events(const httplib::Request& req, httplib::Response& res) {
+  std::string filter = req.get_param_value("request_id");
+  if (!filter.empty() && !plain_request_id(filter))
+    return send_error(res, bad_request("'request_id' must be 1..64 letters, digits, '-', '_', '.' or ':'",
+                                       "request_id"));
+  auto sub = hub.subscribe(std::move(filter));
+  if (!sub)
+    return send_error(res, {503, "server_error", "too_many_event_clients",
+                            "at most " + std::to_string(opt.max_event_clients) +
+                                " /api/events streams may be open at once (or the server is shutting down)",
+                            "", 5});
+  // The kernel's share of the per-client buffer: small and fixed (no autotuning), so a
+  // stalled reader reaches event_buffer, and is dropped, after a bounded amount of memory.
+  if (const int fd = connection_fd(req); fd >= 0) {
+    const int bytes = kEventSocketBuffer;
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+  }
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");
+  auto last_write = std::make_shared<Steady::time_point>(Steady::now());
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [this, sub, last_write](size_t, httplib::DataSink& sink) {
+        std::string out;
+        const bool go_on = hub.next(*sub, out, std::chrono::milliseconds(500));
+        if (out.empty() && Steady::now() - *last_write > std::chrono::seconds(15)) out = ": keep-alive\n\n";
+        if (!out.empty()) {
+          if (!sink.write(out.data(), out.size())) return false;  // the client left or stalled past the write timeout
+          *last_write = Steady::now();
+        }
+        if (!go_on) sink.done();
+        return true;
+      },
+      [this, sub](bool) { hub.unsubscribe(sub); });
 }
 
 void ImageServer::Impl::routes() {
@@ -740,6 +918,7 @@ void ImageServer::Impl::routes() {
   http.Get("/v1/models", [this](const Request&, Response& res) { models(res); });
   http.Get("/api/ps", [this](const Request&, Response& res) { ps(res); });
   http.Get("/metrics", [this](const Request&, Response& res) { metrics(res); });
+  http.Get("/api/events", guarded(&Impl::events));
   http.Get("/healthz", [this](const Request&, Response& res) {
     const bool ok = !draining.load();
     res.status = ok ? 200 : 503;
@@ -755,7 +934,8 @@ void ImageServer::Impl::routes() {
   };
   http.Get("/v1/images/generations", wrong_method("POST"));
   http.Get("/api/unload", wrong_method("POST"));
-  for (const char* p : {"/v1/models", "/api/ps", "/metrics", "/healthz"}) http.Post(p, wrong_method("GET"));
+  for (const char* p : {"/v1/models", "/api/ps", "/api/events", "/metrics", "/healthz"})
+    http.Post(p, wrong_method("GET"));
 
   http.set_exception_handler([](const Request&, Response& res, std::exception_ptr) {
     send_error(res, {500, "server_error", "internal", "internal error", ""});
@@ -786,8 +966,8 @@ void ImageServer::Impl::routes() {
       case 404:
         e.code = "not_found";
         e.message = "no route " + clip(req.method) + " " + clip(req.path) +
-                    "; this server answers /v1/images/generations, /v1/models, /api/ps, /api/unload, /healthz "
-                    "and /metrics";
+                    "; this server answers /v1/images/generations, /v1/models, /api/ps, /api/unload, "
+                    "/api/events, /healthz and /metrics";
         break;
       case 413:
         e.code = "body_too_large";
@@ -826,6 +1006,7 @@ ImageServer::ImageServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ImageServer::~ImageServer() {
   impl_->stop_listener();
   impl_->stop_reaper();
+  if (impl_->registry_subscription >= 0) (void)impl_->registry.unsubscribe(impl_->registry_subscription);
 }
 
 Expected<std::unique_ptr<ImageServer>> ImageServer::create(ModelRegistry& registry, ServerOptions options) {
@@ -836,12 +1017,21 @@ Expected<std::unique_ptr<ImageServer>> ImageServer::create(ModelRegistry& regist
   if (options.port < 0 || options.port > 65535)
     return invalid_argument("server: port " + std::to_string(options.port) + " is not in 0..65535");
   if (options.max_images < 1) return invalid_argument("server: max_images must be positive");
+  if (options.max_event_clients < 0 || options.max_event_clients > 256)
+    return invalid_argument("server: max_event_clients " + std::to_string(options.max_event_clients) +
+                            " is not in 0..256");
+  if (options.event_buffer < 1 || options.event_buffer > 1000000)
+    return invalid_argument("server: event_buffer " + std::to_string(options.event_buffer) + " is not in 1..1000000");
   if (!(options.read_timeout_s > 0) || !(options.write_timeout_s > 0))
     return invalid_argument("server: the read and write timeouts must be positive");
   const RegistryConfig& config = registry.config();
   if (config.pipelines.empty())
     return failed_precondition("server: the registry has no pipelines (a config with models of a pipeline_type)");
+  if (!options.ollama.url.empty() && options.ollama.url.rfind("http://", 0) != 0)
+    return invalid_argument("server: neighbours.ollama: expected an http:// URL such as \"http://127.0.0.1:11434\", "
+                            "got \"" + options.ollama.url + "\"");
   auto impl = std::make_unique<Impl>(registry, std::move(options));
+  if (!impl->opt.ollama.url.empty()) impl->ollama = std::make_unique<OllamaWatch>(impl->opt.ollama);
   for (const PipelineConfig& p : config.pipelines) {
     TP_ASSIGN_OR_RETURN(auto pipeline, Pipeline::create(registry, p.name));
     auto l = std::make_unique<Lane>();
@@ -857,8 +1047,10 @@ Expected<std::unique_ptr<ImageServer>> ImageServer::create(ModelRegistry& regist
   }
   const ServerOptions& o = impl->opt;
   // Every queued request holds a worker thread, plus a few for the other routes.
-  size_t threads = impl->lanes.size() * static_cast<size_t>(o.concurrency + o.queue_depth) + 8;
-  threads = std::clamp<size_t>(threads, 8, 512);
+  // Every open /api/events stream holds one too.
+  size_t threads = impl->lanes.size() * static_cast<size_t>(o.concurrency + o.queue_depth) +
+                   static_cast<size_t>(o.max_event_clients) + 8;
+  threads = std::clamp<size_t>(threads, 8, 1024);
   impl->http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   auto split = [](double s) {
     return std::pair<time_t, time_t>(static_cast<time_t>(s), static_cast<time_t>((s - std::floor(s)) * 1e6));
@@ -869,6 +1061,8 @@ Expected<std::unique_ptr<ImageServer>> ImageServer::create(ModelRegistry& regist
   impl->http.set_keep_alive_timeout(2);
   impl->http.set_payload_max_length(o.max_body_bytes);
   impl->routes();
+  Impl* raw = impl.get();
+  impl->registry_subscription = registry.subscribe([raw](const ResidencyEvent& e) { raw->on_residency(e); });
   return std::unique_ptr<ImageServer>(new ImageServer(std::move(impl)));
 }
 

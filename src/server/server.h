@@ -5,6 +5,9 @@
 //   GET  /v1/models               the configured pipelines, in OpenAI's list format
 //   GET  /api/ps                  every registry model: state, tier, bytes, leases, expires_at (Ollama's words)
 //   POST /api/unload              {"model": pipeline or network, omitted: all, "to": "disk" | "host"}
+//   GET  /api/events              server-sent events: residency transitions and each request's
+//                                 queued/running/done and per-step progress, tagged with its
+//                                 request id (X-Request-Id); ?request_id=ID: that request's only
 //   GET  /healthz                 200 {"status": "ok"}; 503 while draining
 //   GET  /metrics                 Prometheus text
 //
@@ -28,6 +31,23 @@
 #include "twistedpic/registry.h"
 
 namespace tp::server {
+
+// Ollama on the same GPU (docs/ollama.md). Before a load that does not fit
+// even after our own evictions, the server reads Ollama's /api/ps and asks it
+// to unload the models it holds but does not use ("keep_alive": 0).
+struct OllamaNeighbour {
+  // e.g. "http://127.0.0.1:11434"; empty: no neighbour.
+  std::string url;
+  // May we ask Ollama to unload its idle models? false: only watch and count. Default: true.
+  bool unload_idle = true;
+  // An Ollama model whose expires_at moved this recently (a request ended
+  // and pushed it) counts as in use, and Ollama as busy. Default: 30 s.
+  double busy_window_s = 30;
+  // Each HTTP call to Ollama. Default: 2 s.
+  double timeout_s = 2;
+  // After asking, how long to wait for the models to leave /api/ps. Default: 10 s.
+  double unload_wait_s = 10;
+};
 
 struct ServerOptions {
   // Default: loopback only.
@@ -54,6 +74,13 @@ struct ServerOptions {
   // keep_alive when a request names none, in seconds; negative: the registry's
   // policy alone decides. Default: -1.
   double default_keep_alive_s = -1;
+  // Open /api/events streams at once; more get 503. Each holds a worker thread. Default: 16.
+  int max_event_clients = 16;
+  // Events a stream may have waiting; a client that falls further behind is
+  // dropped (its stream ends with "event: dropped"), so a slow reader never
+  // blocks a generation. Default: 1024.
+  int event_buffer = 1024;
+  OllamaNeighbour ollama;
 };
 
 class ImageServer {

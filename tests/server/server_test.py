@@ -19,9 +19,20 @@ free port (--port 0; the port is read from its "listening on" line). CASE:
             model, odd sizes, n=10000, negative steps, a 10 MB prompt, a body
             that stops half-way (read timeout), a missing or wrong API key, a
             path outside the API, a wrong method, unknown fields.
-  load      16 clients x 2 requests against --concurrency 1 --queue 2: every
+  load      32 clients x 2 requests against --concurrency 1 --queue 2: every
             answer is 200 or 429 (with Retry-After), none is lost, both kinds
-            occur, and the server still answers and drains afterwards.
+            occur, within 150 s; the server's RSS (sampled from /proc every
+            50 ms) grows less than RSS_GROWTH_LIMIT over the warm server's;
+            after the idle timeout (keep_alive 1 s) the device bytes in
+            /metrics and /api/ps are back to the start's; the server still
+            answers and drains afterwards.
+  events    GET /api/events: a generation's queued/running/done, residency (load) and per-step events
+            arrive in order, tagged with the client's X-Request-Id (echoed in the header and the JSON);
+            ?request_id= filters; a stalled reader is dropped, not waited for.
+  ollama    a polite neighbour to Ollama, against a stand-in (OllamaStandIn: a real Ollama cannot be
+            installed here): a load that does not fit unloads Ollama's idle model only, none while
+            Ollama is busy, none when the load fits; decisions logged and in /metrics.
+  config    the config file's "server" object; flags override it; errors name the field.
   drain     SIGTERM while a generation runs: it still gets its 200, a new
             request is refused, the exit status is 0 and every model is unloaded.
 
@@ -49,12 +60,13 @@ KEY = "test-key-123"
 class Server:
     """A `twistedpic serve` child process on a free loopback port."""
 
-    def __init__(self, cli, workdir, *args, api_key=None, env=None):
+    def __init__(self, cli, workdir, *args, api_key=None, env=None, config_extra=None):
         workdir.mkdir(parents=True, exist_ok=True)
         config = workdir / "models.json"
         config.write_text(json.dumps({
             "preset": "balanced",
             "models": {"tiny": {"path": str(MODEL), "pipeline_type": "sd3", "dtype": "fp32"}},
+            **(config_extra or {}),
         }))
         self.log_path = workdir / "server.log"
         self.log = open(self.log_path, "w")
@@ -351,8 +363,39 @@ def case_bad(cli, workdir):
     print("bad: every bad request got a 4xx JSON error; the server kept serving and drained")
 
 
-def case_load(cli, workdir, clients=16, per_client=2):
-    s = Server(cli, workdir, "--concurrency", "1", "--queue", "2")
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+
+
+def device_bytes(s):
+    """(twistedpic_device_bytes from /metrics, the sum of size_vram in /api/ps)."""
+    metrics = s.json("GET", "/metrics").decode()
+    held = int(next(l for l in metrics.splitlines() if l.startswith("twistedpic_device_bytes ")).split()[1])
+    return held, sum(m["size_vram"] for m in s.json("GET", "/api/ps")["models"])
+
+
+RSS_GROWTH_LIMIT = 192 << 20  # what 32 concurrent clients may add to the warm server's resident memory
+
+
+def case_load(cli, workdir, clients=32, per_client=2):
+    # keep_alive 1 s: idle networks leave the device a second after the last generation.
+    s = Server(cli, workdir, "--concurrency", "1", "--queue", "2", "--keep-alive", "1")
+    at_start = device_bytes(s)
+    check(at_start == (0, 0), f"load: device bytes at start {at_start}", s)
+    s.json("POST", "/v1/images/generations", generation(steps=2))  # warm: weights loaded, allocator grown
+    rss_warm = rss_bytes(s.proc.pid)
+    rss_peak, sampling = [rss_warm], threading.Event()
+
+    def sample():
+        while not sampling.wait(0.05):
+            try:
+                rss_peak[0] = max(rss_peak[0], rss_bytes(s.proc.pid))
+            except (OSError, StopIteration):
+                return
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
     results, lock = [], threading.Lock()
     start = threading.Barrier(clients)
 
@@ -377,7 +420,10 @@ def case_load(cli, workdir, clients=16, per_client=2):
     for t in threads:
         t.join(timeout=180)
     took = time.time() - t0
+    sampling.set()
+    sampler.join()
     check(not any(t.is_alive() for t in threads), "load: a client hangs (deadlock?)", s)
+    check(took < 150, f"load: {clients} x {per_client} took {took:.0f} s", s)
     check(len(results) == clients * per_client, f"load: {len(results)} answers for {clients * per_client}", s)
     statuses = [r[0] for r in results]
     check(all(st in (200, 429) for st in statuses), f"load: statuses {statuses} ({results})", s)
@@ -391,7 +437,19 @@ def case_load(cli, workdir, clients=16, per_client=2):
     check(f'twistedpic_rejected_total{{pipeline="tiny",reason="queue_full"}} {n429}' in metrics,
           "load: rejected_total does not match", s)
     check('twistedpic_queue_depth{pipeline="tiny"} 0' in metrics, "load: the queue is not empty after", s)
-    print(f"load: {clients} clients x {per_client}: {n200} x 200, {n429} x 429, none lost, {took:.1f} s")
+    growth = rss_peak[0] - rss_warm
+    check(growth < RSS_GROWTH_LIMIT, f"load: RSS grew {growth >> 20} MiB under load (limit "
+                                     f"{RSS_GROWTH_LIMIT >> 20} MiB): {rss_warm >> 20} -> {rss_peak[0] >> 20} MiB", s)
+    print(f"load: {clients} clients x {per_client}: {n200} x 200, {n429} x 429, none lost, {took:.1f} s; "
+          f"RSS {rss_warm >> 20} MiB warm, {rss_peak[0] >> 20} MiB peak (+{growth >> 20}, limit "
+          f"{RSS_GROWTH_LIMIT >> 20})")
+    t0 = time.time()
+    while device_bytes(s) != at_start:
+        check(time.time() - t0 < 15, f"load: device bytes {device_bytes(s)} after the idle timeout, "
+                                     f"{at_start} at start", s)
+        time.sleep(0.1)
+    print(f"load: {time.time() - t0:.1f} s after the last answer, device bytes back to {at_start[0]} "
+          f"(/metrics and /api/ps)")
 
     # Clients that disconnect leave the queue, or cancel their generation.
     def send(steps):
@@ -420,6 +478,266 @@ def case_load(cli, workdir, clients=16, per_client=2):
     print(f"load: clients that disconnected left the queue in {left:.2f} s and cancelled a generation in "
           f"{cancelled:.2f} s; the next request was served")
     s.stop()
+
+
+class EventReader:
+    """A /api/events client on a thread: collects (event, data) pairs."""
+
+    def __init__(self, s, query=""):
+        self.events, self.lock = [], threading.Lock()
+        self.conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=120)
+        h = {"Authorization": f"Bearer {s.api_key}"} if s.api_key else {}
+        self.conn.request("GET", "/api/events" + query, headers=h)
+        self.response = self.conn.getresponse()
+        check(self.response.status == 200, f"/api/events: status {self.response.status}", s)
+        check(self.response.getheader("Content-Type", "").startswith("text/event-stream"),
+              f"/api/events: {self.response.getheaders()}", s)
+        self.ended = threading.Event()
+        threading.Thread(target=self.read, daemon=True).start()
+        self.wait(lambda e: e[0] == "hello", "no hello event", s)
+
+    def read(self):
+        name, data = None, []
+        try:
+            for raw_line in self.response:
+                line = raw_line.decode().rstrip("\n")
+                if line.startswith("event: "):
+                    name = line[7:]
+                elif line.startswith("data: "):
+                    data.append(line[6:])
+                elif line == "" and name:
+                    with self.lock:
+                        self.events.append((name, json.loads("".join(data))))
+                    name, data = None, []
+        except (OSError, ValueError, AttributeError):  # AttributeError: http.client after close()
+            pass
+        self.ended.set()
+
+    def wait(self, pred, what, s, limit=60):
+        deadline = time.time() + limit
+        while time.time() < deadline:
+            with self.lock:
+                found = [e for e in self.events if pred(e)]
+            if found:
+                return found
+            time.sleep(0.02)
+        s.fail_with_log(f"events: {what}; got {self.events[-20:]}")
+
+    def close(self):
+        self.conn.close()
+
+
+def case_events(cli, workdir):
+    """GET /api/events: a generation's request, residency and step events arrive in order, tagged with its
+    request id (sent as X-Request-Id, returned in the header and the JSON); a stalled reader is dropped
+    while the generation goes on."""
+    s = Server(cli, workdir, "--event-buffer", "64")
+    everything = EventReader(s)
+    mine = EventReader(s, "?request_id=client-7")
+    status, headers, data = s.request("POST", "/v1/images/generations", generation(steps=5),
+                                      headers={"X-Request-Id": "client-7"})
+    check(status == 200, f"events: generation {status} {data[:200]!r}", s)
+    check(headers.get("x-request-id") == "client-7", f"events: X-Request-Id {headers}", s)
+    check(json.loads(data)["twistedpic"]["request_id"] == "client-7", "events: request_id not in the JSON", s)
+    done = everything.wait(lambda e: e[0] == "request" and e[1]["state"] == "done", "no done event", s)
+    check(done[0][1]["request_id"] == "client-7" and done[0][1]["status"] == 200, f"events: {done}", s)
+    mine.wait(lambda e: e[0] == "request" and e[1]["state"] == "done", "filtered stream: no done event", s)
+    with everything.lock:
+        evs = list(everything.events)
+    loads = [d for n, d in evs if n == "residency" and d["event"] == "load"]
+    check(loads and all(d["request_id"] == "client-7" and d["to"] == "device" and d["bytes"] > 0 for d in loads),
+          f"events: load events {loads}", s)
+    steps = [d["step"] for n, d in evs if n == "progress" and d["stage"] == "denoise"]
+    check(steps == [1, 2, 3, 4, 5], f"events: denoise steps {steps}", s)
+    check(all(d.get("request_id") == "client-7" for n, d in evs if n in ("progress", "request")),
+          "events: an untagged progress event", s)
+    order = [(n, d.get("state") or d.get("stage") or d.get("event")) for n, d in evs if n != "hello"]
+    first = lambda what: next(i for i, x in enumerate(order) if x == what)
+    check(first(("request", "queued")) < first(("request", "running")) < first(("residency", "load"))
+          < first(("progress", "denoise")) < first(("progress", "decode")) < first(("request", "done")),
+          f"events: out of order: {order}", s)
+    with mine.lock:
+        check([e for e in mine.events if e[0] != "hello"] == [e for e in evs if e[1].get("request_id") == "client-7"],
+              "events: the filtered stream differs from the tagged events of the full one", s)
+    unload = s.json("POST", "/api/unload", {"model": "tiny"})
+    everything.wait(lambda e: e[0] == "residency" and e[1]["event"] == "unload" and e[1]["reason"] == "explicit",
+                    "no unload event", s)
+    print(f"events: {len(evs)} events; {len(loads)} loads, steps {steps}, tagged client-7, in order; unload seen")
+
+    # A reader that never reads (a tiny receive window): it is dropped once 64 events wait, and a long
+    # generation is not slowed down by it.
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    stalled.connect(("127.0.0.1", s.port))
+    stalled.sendall(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
+    t0 = time.time()
+    status, _, data = s.request("POST", "/v1/images/generations", generation(steps=300), timeout=120)
+    took = time.time() - t0
+    check(status == 200, f"events: with a stalled reader: {status}", s)
+    metrics = s.json("GET", "/metrics").decode()
+    dropped = int(next(l for l in metrics.splitlines() if l.startswith("twistedpic_event_clients_dropped_total ")
+                       ).split()[1])
+    check(dropped >= 1, f"events: the stalled reader was not dropped:\n{metrics}", s)
+    everything.wait(lambda e: e[0] == "progress" and e[1]["step"] == 300, "the live reader missed step 300", s)
+    stalled.close()
+    everything.close()
+    mine.close()
+    s.stop()
+    print(f"events: a stalled reader was dropped ({dropped}); the 300-step generation took {took:.1f} s")
+
+
+class OllamaStandIn:
+    """A stand-in for Ollama (a real one cannot be installed here), implementing what twistedpic uses of
+    Ollama's documented API: GET /api/ps ({"models": [{"name", "model", "size", "size_vram", "digest",
+    "details", "expires_at"}]}) and POST /api/generate {"model": NAME, "keep_alive": 0}, which answers
+    {"model", "created_at", "response": "", "done": true, "done_reason": "unload"} and unloads the model
+    in the background (here after 0.2 s). A model marked busy has its expires_at pushed forward every
+    0.3 s, as Ollama does each time a request for it ends; a pinned one (keep_alive -1) expires in 2318."""
+
+    def __init__(self, models):
+        import http.server
+        self.models = {m["name"]: dict(m) for m in models}
+        self.unload_requests, self.lock, self.stop_flag = [], threading.Lock(), threading.Event()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def reply(self, code, obj):
+                data = json.dumps(obj).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                if self.path != "/api/ps":
+                    return self.reply(404, {"error": "not found"})
+                with outer.lock:
+                    listed = [{"name": m["name"], "model": m["name"], "size": m["size"], "size_vram": m["size_vram"],
+                               "digest": "0" * 64, "details": {"format": "gguf", "family": "llama"},
+                               "expires_at": m["expires_at"]} for m in outer.models.values()]
+                self.reply(200, {"models": listed})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                if self.path != "/api/generate" or body.get("keep_alive") != 0 or "prompt" in body:
+                    return self.reply(400, {"error": f"the stand-in only unloads: {body}"})
+                with outer.lock:
+                    outer.unload_requests.append(body["model"])
+                    known = body["model"] in outer.models
+                if not known:
+                    return self.reply(404, {"error": f"model '{body['model']}' not found"})
+                threading.Timer(0.2, outer.drop, args=(body["model"],)).start()
+                self.reply(200, {"model": body["model"], "created_at": "2026-12-05T23:00:00Z", "response": "",
+                                 "done": True, "done_reason": "unload"})
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self.tick, daemon=True).start()
+
+    def drop(self, name):
+        with self.lock:
+            self.models.pop(name, None)
+
+    def tick(self):
+        while not self.stop_flag.wait(0.3):
+            with self.lock:
+                for m in self.models.values():
+                    if m.get("busy"):
+                        t = time.gmtime(time.time() + 300)
+                        m["expires_at"] = time.strftime("%Y-%m-%dT%H:%M:%S", t) + f".{int(time.time() * 1e6) % 10**6:06d}Z"
+
+    def close(self):
+        self.stop_flag.set()
+        self.httpd.shutdown()
+
+
+def case_ollama(cli, workdir):
+    """A polite neighbour: before a load that does not fit (a device budget of 1 KiB, so never), the server
+    reads Ollama's /api/ps and asks it to unload only the idle model; the busy one and the pinned one
+    stay; with nothing idle left it asks nothing ("busy"); a load that fits never touches Ollama."""
+    GiB = 1 << 30
+    later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 240))
+    ollama = OllamaStandIn([
+        {"name": "llama3.1:8b", "size": 6 * GiB, "size_vram": 5 * GiB, "expires_at": later},
+        {"name": "qwen2.5:7b", "size": 5 * GiB, "size_vram": 4 * GiB, "expires_at": later, "busy": True},
+        {"name": "nomic-embed-text:latest", "size": GiB // 2, "size_vram": GiB // 2,
+         "expires_at": "2318-11-12T03:00:00.000000Z"},
+    ])
+    neighbour = {"url": ollama.url, "busy_window_s": 1.5, "unload_wait_s": 5, "timeout_s": 2}
+    s = Server(cli, workdir / "tight", config_extra={"device_budget_bytes": 1024,
+                                                      "server": {"neighbours": {"ollama": neighbour}}})
+    time.sleep(4.5)  # the server looks at /api/ps every 2 s: it sees qwen's expires_at move
+    status, _, data = s.request("POST", "/v1/images/generations", generation())
+    check(status >= 400, f"ollama: a 1 KiB budget served a generation: {status}", s)
+    with ollama.lock:
+        asked = list(ollama.unload_requests)
+    check(asked == ["llama3.1:8b"], f"ollama: unload requests {asked} (expected only the idle llama3.1:8b)", s)
+    metrics = s.json("GET", "/metrics").decode()
+    for needle in ('twistedpic_ollama_decisions_total{outcome="unloaded"} 1', "twistedpic_ollama_unload_requests_total 1",
+                   f"twistedpic_ollama_freed_bytes_total {5 * GiB}", "twistedpic_ollama_up 1"):
+        check(needle in metrics, f"ollama: /metrics lacks {needle!r}:\n{metrics}", s)
+    status, _, _ = s.request("POST", "/v1/images/generations", generation())
+    metrics = s.json("GET", "/metrics").decode()
+    check('twistedpic_ollama_decisions_total{outcome="busy"} 1' in metrics and
+          "twistedpic_ollama_unload_requests_total 1" in metrics, f"ollama: busy: {metrics}", s)
+    with ollama.lock:
+        check(ollama.unload_requests == ["llama3.1:8b"], f"ollama: busy, yet asked {ollama.unload_requests}", s)
+        left = sorted(ollama.models)
+    log = s.stop()
+    check("Ollama unloaded llama3.1:8b" in log and "Ollama is busy" in log, f"ollama: decisions not logged:\n{log}")
+    print(f"ollama: a load that did not fit unloaded the idle llama3.1:8b (5 GiB); kept {left}; then 'busy'")
+
+    # A load that fits: Ollama is left alone.
+    s = Server(cli, workdir / "fits", config_extra={"server": {"neighbours": {"ollama": ollama.url}}})
+    s.json("POST", "/v1/images/generations", generation())
+    metrics = s.json("GET", "/metrics").decode()
+    check("twistedpic_ollama_unload_requests_total 0" in metrics, f"ollama: a load that fits asked Ollama: {metrics}", s)
+    s.stop()
+    ollama.close()
+    print("ollama: a load that fits left Ollama alone")
+
+
+def case_config(cli, workdir):
+    """The config's "server" object, the flags over it, and errors that name the field."""
+    def bad(server, needle):
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = workdir / "bad.json"
+        config.write_text(json.dumps({"models": {"tiny": {"path": str(MODEL), "pipeline_type": "sd3"}},
+                                      "server": server}))
+        r = subprocess.run([cli, "-q", "--config", str(config), "serve", "--port", "0"], capture_output=True,
+                           text=True, timeout=60, env={k: v for k, v in os.environ.items() if k != "TP_NO_KEY"})
+        check(r.returncode != 0 and needle in r.stderr, f"config {server}: rc {r.returncode}, stderr {r.stderr!r}")
+        print(f"config: {json.dumps(server):<60} -> {r.stderr.strip()[:110]}")
+
+    bad({"port": 70000}, "server.port")
+    bad({"queue_depth": "eight"}, "server.queue_depth")
+    bad({"read_timeout_s": -1}, "server.read_timeout_s")
+    bad({"api_key_env": "TP_NO_KEY"}, "server.api_key_env")
+    bad({"neighbours": {"ollama": "localhost:11434"}}, "server.neighbours.ollama")
+    bad({"neighbours": {"ollama": {"url": "http://x", "unload": True}}}, "server.neighbours.ollama.unload")
+    bad({"prot": 1}, "server.prot")
+    bad([], "server")
+
+    # From the config: an API key from the environment, a prompt limit of 100 bytes, a queue of 0.
+    s = Server(cli, workdir / "file", env={"MY_KEY": KEY}, config_extra={
+        "server": {"api_key_env": "MY_KEY", "max_prompt_bytes": 100, "keep_alive": "1s", "port": 1}})
+    s.api_key = KEY
+    status, _, data = s.request("POST", "/v1/images/generations", generation(prompt="x" * 200))
+    check(status == 400 and json.loads(data)["error"]["code"] == "prompt_too_long", f"config: {status} {data!r}", s)
+    status, _, _ = s.request("GET", "/api/ps", auth=False)
+    check(status == 401, f"config: api_key_env not applied ({status})", s)
+    s.stop()
+    # The flag wins over the file (and --port 0 over "port": 1 above).
+    s = Server(cli, workdir / "flag", "--max-prompt-bytes", "1000", config_extra={"server": {"max_prompt_bytes": 100}})
+    status, _, data = s.request("POST", "/v1/images/generations", generation(prompt="x" * 200, size="31x32"))
+    check(status == 400 and json.loads(data)["error"]["param"] == "size", f"config: flag not over file: {data!r}", s)
+    s.stop()
+    print("config: server settings read from the file, flags override them, errors name the field")
 
 
 def start_slow(s, steps):
@@ -481,7 +799,8 @@ def main():
     if len(sys.argv) != 4:
         sys.exit(__doc__)
     cli, case, workdir = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3])
-    cases = {"curl": case_curl, "openai": case_openai, "bad": case_bad, "load": case_load, "drain": case_drain}
+    cases = {"curl": case_curl, "openai": case_openai, "bad": case_bad, "load": case_load, "drain": case_drain,
+             "events": case_events, "ollama": case_ollama, "config": case_config}
     if case not in cases:
         sys.exit(f"unknown case {case!r}: one of {', '.join(cases)}")
     cases[case](cli, workdir / case)
