@@ -88,7 +88,8 @@ bench: setup $(BUILD)/build.ninja
 	python3 scripts/bench.py $(BUILD)
 	$(TP_VENV)/bin/python scripts/bench_weights.py $(BUILD) $(BENCH_GIB)
 	$(TP_VENV)/bin/python scripts/bench_pipeline.py $(BUILD)
-	$(TP_VENV)/bin/python scripts/flux_bench.py $(BUILD)
+	$(TP_VENV)/bin/python scripts/family_bench.py flux $(BUILD)
+	$(TP_VENV)/bin/python scripts/family_bench.py sdxl $(BUILD)
 	python3 scripts/bench_overhead.py $(BUILD) --python $(TP_VENV)/bin/python
 	cmake --build $(BUILD) -j $(JOBS) --target twistedpic_cli
 	python3 scripts/bench_serve.py $(BUILD)

@@ -15,6 +15,7 @@
 //                           FOLDER, torch's cache emptied) minus a bare CUDA context (target <= 64)
 //   gpu_bench sd3 FOLDER [--size 1024] [--steps 4] [--repeats 2] [--dtype bf16] [--seq 77] [--guidance 5]
 //   gpu_bench flux FOLDER ...   the same for a Flux folder (the family is detected from model_index.json)
+//   gpu_bench sdxl FOLDER ...   the same for an SDXL folder (--seq 77: its CLIPs' length)
 //     one JSON line: {"step_s", "generate_s", "load_s"}: the median denoising step (the device
 //     synchronized at each step callback), for scripts/gpu_bundle/measure.py against diffusers.
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -344,7 +345,7 @@ int transfer(int argc, char** argv) {
   return 0;
 }
 
-// One pipeline's step and generation on the GPU (sd3, flux: the folder's family is detected).
+// One pipeline's step and generation on the GPU (sd3, flux, sdxl: the folder's family is detected).
 int pipeline_step(int argc, char** argv) {
   const std::string family = argv[1];
   if (argc < 3) {
@@ -410,10 +411,10 @@ int pipeline_step(int argc, char** argv) {
 int main(int argc, char** argv) {
   const std::string cmd = argc > 1 ? argv[1] : "";
   if (cmd == "transfer") return transfer(argc, argv);
-  if (cmd == "sd3" || cmd == "flux") return pipeline_step(argc, argv);
+  if (cmd == "sd3" || cmd == "flux" || cmd == "sdxl") return pipeline_step(argc, argv);
   std::fprintf(stderr,
                "usage: gpu_bench transfer [--gib N] [--dir DIR] [--pin-gib 1,2,4,8] [--model FOLDER] [--json FILE] [--keep]\n"
-               "       gpu_bench sd3|flux FOLDER [--size 1024] [--steps 4] [--repeats 2] [--dtype bf16] [--seq 77]\n"
+               "       gpu_bench sd3|flux|sdxl FOLDER [--size 1024] [--steps 4] [--repeats 2] [--dtype bf16] [--seq 77]\n"
                "                              [--guidance 5]\n");
   return cmd == "--help" ? 0 : 2;
 }

@@ -1,4 +1,4 @@
-"""diffusers' side of the CPU benchmarks that compare a pipeline with it (bench_pipeline.py, flux_bench.py)."""
+"""diffusers' side of the CPU benchmarks that compare a pipeline with it (bench_pipeline.py, family_bench.py)."""
 import time
 
 import torch

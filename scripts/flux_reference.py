@@ -17,7 +17,7 @@ The variants:
            second run with true CFG and a negative prompt, its noise drawn from the seed (not passed in).
            Also OUT_DIR/dev_bfl/: the same folder with the transformer saved in the original Black Forest Labs
            key layout (fused qkv, ComfyUI's "model.diffusion_model." prefix) as transformer/flux1-dev-tiny.safetensors.
-  bench    a folder only, for scripts/flux_bench.py: head size 128, as FLUX.1's.
+  bench    a folder only, for scripts/family_bench.py: head size 128, as FLUX.1's.
 Weights are random (seeded), so the images mean nothing; parity is what counts.
 """
 import json

@@ -15,6 +15,11 @@
         --double and --single of its 19 + 38 blocks, the guidance embedding; a 2-layer CLIP-L; a 1-layer T5 of
         d_model 4096; a tiny 16-channel VAE), timed the same way (bf16, guidance 3.5, 512 T5 tokens):
         RESULT flux_step_vs_diffusers=<ours / theirs> (target <= 1.0)
+    measure.py sdxl GPU_BENCH WORK_DIR CLIP_TOKENIZER_DIR [--size 1024]
+        An SDXL-shaped pipeline with random weights (stabilityai/stable-diffusion-xl-base-1.0's UNet config, whole;
+        2-layer CLIPs of the real widths, 768 and 1280 with a 1280 projection; a tiny 4-channel VAE), timed the
+        same way (bf16, CFG, guidance 5, the Euler scheduler SDXL ships):
+        RESULT sdxl_step_vs_diffusers=<ours / theirs> (target <= 1.0)
 Without CUDA each prints "skipped: no CUDA".
 """
 import argparse
@@ -116,12 +121,14 @@ def compare_step(family: str, folder: Path, make_pipe, args, shape: str, guidanc
     shutil.rmtree(folder, ignore_errors=True)
     t0 = time.perf_counter()
     pipe = make_pipe(folder)
-    params = sum(p.numel() for p in pipe.transformer.parameters())
-    print(f"{family}: built {folder} ({params / 1e9:.2f} B transformer parameters, {shape}) "
+    denoiser = pipe.unet if hasattr(pipe, "unet") else pipe.transformer
+    params = sum(p.numel() for p in denoiser.parameters())
+    print(f"{family}: built {folder} ({params / 1e9:.2f} B denoiser parameters, {shape}) "
           f"in {time.perf_counter() - t0:.0f} s", flush=True)
     pipe.set_progress_bar_config(disable=True)
+    extra = {} if family == "sdxl" else {"max_sequence_length": seq}  # SDXL's CLIPs take 77 tokens, fixed
     theirs = step_times(pipe, torch.cuda.synchronize, args.size, args.steps, args.repeats, guidance_scale=guidance,
-                        max_sequence_length=seq)
+                        **extra)
     del pipe
     gc.collect()
     torch.cuda.empty_cache()
@@ -186,6 +193,52 @@ def build_flux_folder(folder: Path, clip_tokenizer: Path, t5_tokenizer: Path, do
     return pipe
 
 
+# stabilityai/stable-diffusion-xl-base-1.0 unet/config.json (the fields that differ from the class defaults).
+SDXL_UNET = dict(sample_size=128, in_channels=4, out_channels=4, layers_per_block=2,
+                 block_out_channels=(320, 640, 1280), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D",
+                                                                        "CrossAttnDownBlock2D"),
+                 up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+                 attention_head_dim=(5, 10, 20), transformer_layers_per_block=(1, 2, 10), cross_attention_dim=2048,
+                 use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=256,
+                 projection_class_embeddings_input_dim=2816, norm_num_groups=32)
+# Its scheduler_config.json.
+SDXL_SCHEDULER = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
+                      prediction_type="epsilon", steps_offset=1, timestep_spacing="leading", interpolation_type="linear",
+                      use_karras_sigmas=False)
+
+
+def build_sdxl_folder(folder: Path, clip_tokenizer: Path, device: str = "cuda"):
+    import torch
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    tok = AutoTokenizer.from_pretrained(clip_tokenizer)
+    tok2 = AutoTokenizer.from_pretrained(clip_tokenizer, pad_token="!")
+    torch.manual_seed(0)
+
+    def clip(hidden, heads, projection=None):
+        config = CLIPTextConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=256,
+                                num_attention_heads=heads, num_hidden_layers=2, hidden_act="gelu",
+                                max_position_embeddings=77, projection_dim=projection or hidden,
+                                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                                pad_token_id=tok.pad_token_id)
+        return CLIPTextModelWithProjection(config) if projection else CLIPTextModel(config)
+
+    with torch.device(device):
+        # The real widths (CLIP-L 768, CLIP-G 1280 projected to 1280), two layers: not what is timed.
+        text_encoder, text_encoder_2 = clip(768, 12), clip(1280, 20, 1280)
+        unet = UNet2DConditionModel(**SDXL_UNET)
+        vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(32, 32, 32, 32),
+                            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                            layers_per_block=1, norm_num_groups=32, sample_size=1024, scaling_factor=0.13025,
+                            force_upcast=False)
+    pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=tok,
+                                     tokenizer_2=tok2, unet=unet, scheduler=EulerDiscreteScheduler(**SDXL_SCHEDULER))
+    pipe = pipe.to(torch.bfloat16)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return pipe
+
+
 def step_times(pipe, sync, size: int, steps: int, repeats: int, **kwargs):
     """diffusers' step times (between consecutive step callbacks, the device synchronized), warm-up discarded."""
     import torch
@@ -214,6 +267,12 @@ def cmd_flux(args) -> int:
                         f"{args.double} + {args.single} of FLUX.1's 19 + 38 blocks", 3.5, 512)
 
 
+def cmd_sdxl(args) -> int:
+    return compare_step("sdxl", Path(args.work) / "sdxl_base_shaped",
+                        lambda folder: build_sdxl_folder(folder, Path(args.clip_tokenizer)), args,
+                        "stable-diffusion-xl-base-1.0's whole UNet, CFG", 5.0, 77)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -238,8 +297,15 @@ def main() -> int:
     f.add_argument("--size", type=int, default=1024)
     f.add_argument("--steps", type=int, default=4)
     f.add_argument("--repeats", type=int, default=2)
+    x = sub.add_parser("sdxl")
+    x.add_argument("bench")
+    x.add_argument("work")
+    x.add_argument("clip_tokenizer")
+    x.add_argument("--size", type=int, default=1024)
+    x.add_argument("--steps", type=int, default=4)
+    x.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
-    return {"safetensors": cmd_safetensors, "sd3": cmd_sd3, "flux": cmd_flux}[args.cmd](args)
+    return {"safetensors": cmd_safetensors, "sd3": cmd_sd3, "flux": cmd_flux, "sdxl": cmd_sdxl}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -196,6 +196,11 @@ timeout 300 "$py" "$B/python/measure.py" flux "$B/bin/gpu_bench" "$work" "$TP_TI
   "$TP_SD3_REFERENCE_DIR/sd35/tokenizer_3" --double "${flux_blocks% *}" --single "${flux_blocks#* }" 2>&1 |
   tee "$out/flux.log" | grep '^RESULT' | tee -a "$out/results.txt"
 [ ${PIPESTATUS[0]} = 0 ] || say "the Flux measurement failed or ran out of time (flux.log)"
+# SDXL's whole UNet (2.6 B parameters, 5 GB in bf16) fits the run's time, unlike FLUX.1's transformer.
+say "measure: SDXL step at 1024x1024 against diffusers (stable-diffusion-xl-base-1.0's UNet)"
+timeout 300 "$py" "$B/python/measure.py" sdxl "$B/bin/gpu_bench" "$work" "$TP_TINY_SD3_DIR/tokenizer" 2>&1 |
+  tee "$out/sdxl.log" | grep '^RESULT' | tee -a "$out/results.txt"
+[ ${PIPESTATUS[0]} = 0 ] || say "the SDXL measurement failed or ran out of time (sdxl.log)"
 
 # ---- 4. report -----------------------------------------------------------------
 elapsed=$((SECONDS - start))

@@ -22,6 +22,7 @@
 #include <iomanip>
 #include <thread>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <sstream>
 
@@ -29,6 +30,7 @@
 #include "twistedpic/runtime.h"
 #include "twistedpic/version.h"
 #include "server/server.h"
+#include "server/server_config.h"
 
 #ifndef TP_SOURCE_MODEL_DIR
 #define TP_SOURCE_MODEL_DIR ""
@@ -88,6 +90,8 @@ struct Cli {
   std::vector<std::string> prompts;
   std::string negative, out = "twistedpic.png", model = "default";
   int steps = 0, width = 0, height = 0, count = 1, max_sequence_length = 0;  // 0: the model's
+  std::vector<std::string> options;  // KEY=VALUE, the pipeline's request options
+  std::string scheduler;             // the request option "scheduler"
   double guidance = -1;
   uint64_t seed = 0;
 };
@@ -254,6 +258,13 @@ std::string slug(const std::string& prompt) {
 int run_generate(const Cli& cli, Session& s, ProgressBar& bar) {
   auto pipeline = tp::Pipeline::create(*s.registry, cli.model);
   if (!pipeline) return fail(pipeline.error());
+  std::map<std::string, std::string> options;
+  for (const std::string& o : cli.options) {
+    const size_t eq = o.find('=');
+    if (eq == std::string::npos || eq == 0) return fail(tp::invalid_argument("--option '" + o + "': write KEY=VALUE").value());
+    options[o.substr(0, eq)] = o.substr(eq + 1);
+  }
+  if (!cli.scheduler.empty()) options["scheduler"] = cli.scheduler;
   const size_t images = cli.prompts.size() * static_cast<size_t>(cli.count);
   const bool one_file = images == 1 && std::filesystem::path(cli.out).extension() == ".png";
   if (!one_file) std::filesystem::create_directories(cli.out);
@@ -268,6 +279,7 @@ int run_generate(const Cli& cli, Session& s, ProgressBar& bar) {
       r.height = cli.height;
       r.seed = cli.seed + static_cast<uint64_t>(i);
       r.max_sequence_length = cli.max_sequence_length;
+      r.options = options;
       r.on_step = [&](const tp::StepProgress& sp) {
         if (!cli.timeline.empty()) s.sample();
         bar.draw("denoising", static_cast<double>(sp.step) / sp.steps,
@@ -329,8 +341,14 @@ int main(int argc, char** argv) {
   gen->add_option("--height,-H", cli.height, "pixels (default: the model's)");
   gen->add_option("--count,-c", cli.count, "images per prompt")->check(CLI::Range(1, 1000));
   gen->add_option("--max-sequence-length", cli.max_sequence_length,
-                  "T5 tokens (default: the model's, 256 for SD3, 512 for Flux)")
+                  "T5 tokens (default: the model's, 256 for SD3, 512 for Flux; SDXL has no T5)")
       ->check(CLI::Range(1, 512));
+  gen->add_option("--option,-O", cli.options,
+                  "KEY=VALUE, a request option of the pipeline (Flux: true_cfg_scale; SDXL: scheduler, "
+                  "guidance_rescale); repeatable");
+  gen->add_option("--scheduler", cli.scheduler,
+                  "SDXL's sampler: euler, euler_a, dpmpp_2m, dpmpp_2m_karras or a diffusers scheduler class "
+                  "(default: the model's scheduler_config.json)");
   gen->add_option("--out,-o", cli.out, "a .png file for one image, else a folder")->default_str(cli.out);
   tp::server::ServerOptions serve_options;
   CLI::App* serve = app.add_subcommand("serve", "serve the pipelines over HTTP (OpenAI Images, /api/ps, /metrics)");
@@ -361,8 +379,44 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve->add_option("--keep-alive", serve_options.default_keep_alive_s,
                     "default keep_alive in seconds (negative: the policy's)");
+  serve->add_option("--write-timeout", serve_options.write_timeout_s, "seconds a response may stall")
+      ->check(CLI::Range(0.01, 3600.0))
+      ->capture_default_str();
+  serve->add_option("--max-images", serve_options.max_images, "images per request (OpenAI's n)")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  serve->add_option("--max-event-clients", serve_options.max_event_clients, "open /api/events streams at once")
+      ->check(CLI::Range(0, 256))
+      ->capture_default_str();
+  serve->add_option("--event-buffer", serve_options.event_buffer,
+                    "events an /api/events client may fall behind before it is dropped")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  serve->add_option("--ollama", serve_options.ollama.url, "Ollama on the same GPU, e.g. http://127.0.0.1:11434");
   CLI11_PARSE(app, argc, argv);
   if (serve->parsed()) tp::server::block_stop_signals();  // before the registry starts its threads
+  if (serve->parsed() && !cli.config_file.empty()) {
+    // The config's "server" object first, then the flags given on the command line over it.
+    tp::server::ServerOptions merged;
+    if (auto st = tp::server::read_server_config(cli.config_file, merged); !st) return fail(st.error());
+    auto given = [&](const char* flag) { return serve->get_option(flag)->count() > 0; };
+    if (given("--host")) merged.host = serve_options.host;
+    if (given("--port")) merged.port = serve_options.port;
+    if (given("--api-key")) merged.api_key = serve_options.api_key;
+    if (given("--concurrency")) merged.concurrency = serve_options.concurrency;
+    if (given("--queue")) merged.queue_depth = serve_options.queue_depth;
+    if (given("--max-body-bytes")) merged.max_body_bytes = serve_options.max_body_bytes;
+    if (given("--max-prompt-bytes")) merged.max_prompt_bytes = serve_options.max_prompt_bytes;
+    if (given("--read-timeout")) merged.read_timeout_s = serve_options.read_timeout_s;
+    if (given("--write-timeout")) merged.write_timeout_s = serve_options.write_timeout_s;
+    if (given("--drain-grace")) merged.drain_grace_s = serve_options.drain_grace_s;
+    if (given("--keep-alive")) merged.default_keep_alive_s = serve_options.default_keep_alive_s;
+    if (given("--max-images")) merged.max_images = serve_options.max_images;
+    if (given("--max-event-clients")) merged.max_event_clients = serve_options.max_event_clients;
+    if (given("--event-buffer")) merged.event_buffer = serve_options.event_buffer;
+    if (given("--ollama")) merged.ollama.url = serve_options.ollama.url;
+    serve_options = std::move(merged);
+  }
 
   ProgressBar bar(!cli.quiet && isatty(STDERR_FILENO));
   auto session = std::make_unique<Session>();

@@ -3,6 +3,7 @@
 // registry models.
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "pipeline/family.h"
 #include "twistedpic/pipeline.h"
 #include "weights/hf_cache.h"
+#include "weights/safetensors.h"
 #include "weights/weights_digest.h"
 
 namespace tp {
@@ -104,6 +106,23 @@ Status use_component_files(DiffusersFolder& folder, const PipelineFamily& family
   return {};
 }
 
+// ModelConfig::checkpoint: each network's part of the single file (none without one).
+using CheckpointParts = std::map<std::string, std::shared_ptr<const TensorSelection>>;
+Expected<CheckpointParts> checkpoint_parts(const PipelineFamily& family, const PipelineSpec& spec, const ModelConfig& m,
+                                           const std::string& where) {
+  if (m.checkpoint.empty()) return CheckpointParts{};
+  if (!family.checkpoint)
+    return unimplemented(where + ": checkpoint: the '" + std::string(family.pipeline_type) +
+                         "' family reads no single-file checkpoint (" + m.checkpoint + ")");
+  if (!m.component_files.empty())
+    return invalid_argument(where + ": give either \"checkpoint\" or \"components\", not both");
+  auto header = read_safetensors_header(m.checkpoint);
+  if (!header) return make_error(header.error().code, where + ": checkpoint: " + header.error().message);
+  auto parts = family.checkpoint(spec, *header, m.checkpoint);
+  if (!parts) return make_error(parts.error().code, where + ": " + parts.error().message);
+  return std::move(*parts);
+}
+
 bool runs_class(const PipelineFamily& family, std::string_view class_name) {
   for (std::string_view c : family.folder_classes)
     if (c == class_name) return true;
@@ -127,7 +146,8 @@ Expected<RegistryConfig> expand_pipeline_components(RegistryConfig config, const
     auto resolved = resolve_model_source(m.source);
     if (!resolved) return make_error(resolved.error().code, where + ": " + resolved.error().message);
     const std::filesystem::path root = *resolved;
-    auto folder = read_diffusers_folder(root);
+    // With a single-file checkpoint the folder gives configs, tokenizers and scheduler; its weights may be absent.
+    auto folder = read_diffusers_folder(root, /*require_weights=*/m.checkpoint.empty());
     if (!folder) return make_error(folder.error().code, where + ": " + folder.error().message);
     if (detect) {
       family = find_family_for_class(folder->class_name);
@@ -141,9 +161,16 @@ Expected<RegistryConfig> expand_pipeline_components(RegistryConfig config, const
                            std::string(family->folder_classes.front()));
     TP_TRY(use_component_files(*folder, *family, m, where));
     PipelineConfig p{m.name, m.pipeline_type, root, {}, nullptr};
+    TP_ASSIGN_OR_RETURN(p.spec, family->describe(*folder, where));
+    TP_ASSIGN_OR_RETURN(const CheckpointParts parts, checkpoint_parts(*family, *p.spec, m, where));
     for (const NetworkSpec& spec : family->networks) {
       const DiffusersComponent* c = folder->find(spec.component);
-      if (!c || !c->has_weights()) {
+      const auto part = parts.find(spec.component);
+      if (part != parts.end()) {
+        if (!c || c->config_file.empty())
+          return not_found(where + ": " + root.string() + " has no '" + spec.component + "' config.json to describe " +
+                           part->second->what + " in " + m.checkpoint);
+      } else if (!c || !c->has_weights()) {
         if (!spec.required) continue;
         return not_found(where + ": the pipeline in " + root.string() + " has no '" + spec.component +
                          "' (its weights are missing)");
@@ -151,14 +178,22 @@ Expected<RegistryConfig> expand_pipeline_components(RegistryConfig config, const
       if (c->class_name != spec.class_name)
         return unimplemented(where + ": component '" + spec.component + "' is a '" + c->class_name +
                              "'; twistedpic runs a '" + spec.class_name + "' there");
-      const std::string* twin = shared.find(*c, m);
+      ModelConfig net = m;
+      net.dtype = p.spec->network_dtype(spec.component, m.dtype);
+      // A part of a checkpoint is its own model: the file's digest would take the four parts for twins.
+      const std::string* twin = part == parts.end() ? shared.find(*c, net) : nullptr;
       const std::string unit_name = twin ? *twin : m.name + "/" + spec.component;
       if (!twin) {
-        shared.add(unit_name);
-        ModelConfig unit = m;
+        if (part == parts.end()) shared.add(unit_name);
+        ModelConfig unit = net;
         unit.name = unit_name;
         unit.source = m.component_files.count(spec.component) ? c->weight_files.front().string() : c->folder.string();
         unit.component_files.clear();
+        unit.checkpoint.clear();
+        if (part != parts.end()) {
+          unit.source = m.checkpoint;
+          unit.tensor_selection = part->second;
+        }
         unit.pipeline_type = m.pipeline_type + ":" + spec.component;
         unit.size_bytes = 0;
         unit.workspace_bytes = spec.denoiser ? m.workspace_bytes : 0;
@@ -168,7 +203,6 @@ Expected<RegistryConfig> expand_pipeline_components(RegistryConfig config, const
       }
       p.components.emplace_back(spec.component, unit_name);
     }
-    TP_ASSIGN_OR_RETURN(p.spec, family->describe(*folder, where));
     config.pipelines.push_back(std::move(p));
   }
   config.models = std::move(models);

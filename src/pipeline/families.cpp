@@ -2,12 +2,13 @@
 #include "pipeline/family.h"
 #include "pipeline/flux/flux_spec.h"
 #include "pipeline/sd3/sd3_spec.h"
+#include "pipeline/sdxl/sdxl_spec.h"
 
 namespace tp {
 inline namespace v0 {
 namespace {
 
-constexpr const PipelineFamily* kFamilies[] = {&sd3::kFamily, &flux::kFamily};
+constexpr const PipelineFamily* kFamilies[] = {&sd3::kFamily, &flux::kFamily, &sdxl::kFamily};
 
 }  // namespace
 

@@ -1,4 +1,4 @@
-// Private (pipeline): what a pipeline family (SD3, Flux; SDXL to come)
+// Private (pipeline): what a pipeline family (SD3, Flux, SDXL)
 // provides, and the one table that registers the families (families.cpp).
 //
 // A family is a folder under src/pipeline/ with:
@@ -13,6 +13,7 @@
 // Threading: the table is immutable; the functions are safe from any thread.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -21,6 +22,8 @@
 #include "pipeline/spec.h"
 #include "twistedpic/config.h"
 #include "weights/diffusers_folder.h"
+#include "weights/safetensors.h"
+#include "weights/tensor_selection.h"
 
 namespace tp {
 inline namespace v0 {
@@ -42,6 +45,13 @@ struct PipelineFamily {
   // The GenerateRequest::options keys its runner reads ("true_cfg_scale");
   // Pipeline::generate refuses any other key with kUnimplemented.
   std::span<const std::string_view> request_options = {};
+  // Single-file checkpoints (ModelConfig::checkpoint): for each network (by
+  // component), which tensors of the checkpoint `file`, whose header is
+  // `header`, it reads and under which names (those of its folder's files),
+  // from `spec` (what describe() read). Errors name the file, the part and
+  // the tensor. nullptr: the family reads no single-file checkpoints.
+  Expected<std::map<std::string, std::shared_ptr<const TensorSelection>>> (*checkpoint)(
+      const PipelineSpec& spec, const SafetensorsHeader& header, const std::string& file) = nullptr;
 };
 
 // The family of `pipeline_type`, or nullptr.

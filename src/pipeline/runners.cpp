@@ -3,6 +3,7 @@
 #include "pipeline/runner.h"
 #include "pipeline/flux/flux_pipeline.h"
 #include "pipeline/sd3/sd3_pipeline.h"
+#include "pipeline/sdxl/sdxl_pipeline.h"
 
 namespace tp {
 inline namespace v0 {
@@ -13,7 +14,8 @@ struct Runner {
   RunnerFactory make;
 };
 
-constexpr Runner kRunners[] = {{"sd3", &sd3::make_runner}, {"flux", &flux::make_runner}};
+constexpr Runner kRunners[] = {
+    {"sd3", &sd3::make_runner}, {"flux", &flux::make_runner}, {"sdxl", &sdxl::make_runner}};
 
 }  // namespace
 

@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 
+#include "twistedpic/dtype.h"
 #include "twistedpic/expected.h"
 
 namespace tp {
@@ -48,6 +49,13 @@ struct PipelineSpec {
   std::string family;           // the pipeline_type: "sd3"
   std::filesystem::path root;   // the folder it was read from, for messages
   GenerationDefaults defaults;
+
+  // The dtype `component`'s weights are loaded in, given the configured one
+  // (expand_pipeline_components asks for each network). Default: unchanged.
+  virtual DType network_dtype(std::string_view component, DType configured) const {
+    (void)component;
+    return configured;
+  }
 };
 
 }  // namespace v0

@@ -39,11 +39,15 @@ Expected<std::unordered_map<std::string, at::Tensor>> tensor_views(const TensorW
       void* data = static_cast<char*>(weights.device_data()) + t.offset;
       // The device is known: no pointer query (cudaPointerGetAttributes may call
       // an empty tensor at the arena's end, one past it, unregistered).
-      out.emplace(t.name, at::for_blob(data, t.shape)
-                              .options(options)
-                              .target_device(device)
-                              .deleter([](void*) {})  // the arena owns the bytes
-                              .make_tensor());
+      // A transposed tensor (WeightTensor::transposed) keeps the file's bytes,
+      // row-major shape[1] x shape[0]: its view is their transpose, strided.
+      const std::vector<int64_t> stored = t.transposed ? std::vector<int64_t>{t.shape[1], t.shape[0]} : t.shape;
+      at::Tensor view = at::for_blob(data, stored)
+                            .options(options)
+                            .target_device(device)
+                            .deleter([](void*) {})  // the arena owns the bytes
+                            .make_tensor();
+      out.emplace(t.name, t.transposed ? view.t() : view);
     }
   } catch (const std::exception& e) {
     return internal_error(std::string("tensor_views: ") + e.what());

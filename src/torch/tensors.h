@@ -1,5 +1,6 @@
 // Internal (torch): the tensors of a TensorWeights as at::Tensor views of its
-// device arena, made without copies. Views must not outlive the lease that
+// device arena, made without copies (a WeightTensor::transposed one, as a
+// checkpoint stores it, is a transposed, non-contiguous view). Views must not outlive the lease that
 // keeps the weights resident, and the kernels queued on them must be noted
 // (note_use) before it ends.
 #pragma once

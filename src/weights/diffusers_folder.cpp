@@ -128,7 +128,7 @@ const DiffusersComponent* DiffusersFolder::find(std::string_view name) const {
   return it != components.end() && it->name == name ? &*it : nullptr;
 }
 
-Expected<DiffusersFolder> read_diffusers_folder(const fs::path& root) {
+Expected<DiffusersFolder> read_diffusers_folder(const fs::path& root, bool require_weights) {
   const std::string r = root.string();
   std::error_code ec;
   if (!fs::is_directory(root, ec)) return not_found(r + ": diffusers model folder does not exist");
@@ -168,7 +168,11 @@ Expected<DiffusersFolder> read_diffusers_folder(const fs::path& root) {
       return not_found(where + " (class " + detail::quote(c.class_name) + " from " + detail::quote(c.library) +
                        ") is listed in model_index.json but " + c.folder.string() + " does not exist");
     TP_TRY(in_component(read_config(c), where));
-    if (c.config_file == "config.json") TP_TRY(choose_weights(c, where));
+    if (c.config_file == "config.json") {
+      Status chosen = choose_weights(c, where);
+      if (!chosen && (require_weights || chosen.error().code != ErrorCode::kNotFound))
+        return tl::unexpected(std::move(chosen).error());
+    }
     out.components.push_back(std::move(c));
   }
   return out;

@@ -58,8 +58,11 @@ struct DiffusersFolder {
 // chosen in this order: diffusion_pytorch_model.safetensors, model.safetensors,
 // their .index.json, the folder's only *.safetensors.index.json, its only
 // *.safetensors; several other candidates are ambiguous. Weight headers are
-// not parsed here.
-[[nodiscard]] TP_EXPORT Expected<DiffusersFolder> read_diffusers_folder(const std::filesystem::path& root);
+// not parsed here. With require_weights false, a component with a config.json
+// but no weights is read with empty weight_files (a folder that gives only the
+// configs of a single-file checkpoint's networks, ModelConfig::checkpoint).
+[[nodiscard]] TP_EXPORT Expected<DiffusersFolder> read_diffusers_folder(const std::filesystem::path& root,
+                                                                        bool require_weights = true);
 
 }  // namespace v0
 }  // namespace tp

@@ -164,15 +164,23 @@ Expected<std::unique_ptr<TensorWeights>> TensorWeights::open(std::vector<WeightF
     // One open per file: the header read refuses pickles too.
     TP_ASSIGN_OR_RETURN(SafetensorsHeader header, read_safetensors_header(files[f].path));
     w->file_sizes_.push_back(header.data_offset + header.data_bytes);
-    for (const TensorInfo& info : header.tensors) {
+    std::vector<SelectedTensor> selected;
+    if (files[f].selection) {
+      TP_ASSIGN_OR_RETURN(selected, select_tensors(header, *files[f].selection, files[f].path.string()));
+    } else {
+      for (const TensorInfo& info : header.tensors)
+        selected.push_back({info.name, info.dtype, info.shape, info.begin, info.end, false});
+    }
+    for (SelectedTensor& info : selected) {
       WeightTensor t;
       t.name = files[f].prefix + info.name;
       t.file_dtype = info.dtype;
       t.dtype = dtype && is_float(info.dtype) ? *dtype : info.dtype;
-      t.shape = info.shape;
+      t.shape = std::move(info.shape);
       t.bytes = (info.end - info.begin) / dtype_size(info.dtype) * dtype_size(t.dtype);
       t.file = f;
       t.file_offset = header.data_offset + info.begin;
+      t.transposed = info.transposed;
       if (!names.insert(t.name).second)
         return invalid_argument(files[f].path.string() + ": tensor '" + t.name + "' also appears in another file");
       w->tensors_.push_back(std::move(t));
@@ -450,6 +458,12 @@ TensorWeightBackend::TensorWeightBackend(std::shared_ptr<Device> device, Transfe
 Expected<std::unique_ptr<ModelWeights>> TensorWeightBackend::open(const ModelConfig& config) {
   auto files = model_weight_files(config.source);
   if (!files) return make_error(files.error().code, "model '" + config.name + "': " + files.error().message);
+  if (config.tensor_selection) {
+    if (files->size() != 1)
+      return invalid_argument("model '" + config.name + "': a tensor selection reads one file, not " +
+                              std::to_string(files->size()) + " (" + config.source + ")");
+    files->front().selection = config.tensor_selection;
+  }
   auto weights = TensorWeights::open(std::move(*files), config.dtype, device_, pool_, options_);
   if (!weights) return make_error(weights.error().code, "model '" + config.name + "': " + weights.error().message);
   return std::unique_ptr<ModelWeights>(std::move(*weights));

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "device/device.h"
+#include "weights/tensor_selection.h"
 #include "twistedpic/model_weights.h"
 
 namespace tp {
@@ -68,8 +69,15 @@ class TP_EXPORT PinnedPool {
 // A safetensors file, and the prefix its tensor names get in the model
 // ("text_encoder/" for a diffusers component; "" otherwise).
 struct WeightFile {
+  WeightFile() = default;
+  WeightFile(std::filesystem::path p, std::string pre, std::shared_ptr<const TensorSelection> sel = nullptr)
+      : path(std::move(p)), prefix(std::move(pre)), selection(std::move(sel)) {}
+
   std::filesystem::path path;
   std::string prefix;
+  // Only these of the file's tensors, renamed (weights/tensor_selection.h;
+  // the prefix still applies). Default (null): every tensor, as named.
+  std::shared_ptr<const TensorSelection> selection;
 };
 
 // One tensor's place in the arena.
@@ -82,6 +90,10 @@ struct WeightTensor {
   uint64_t bytes = 0;              // in the arena
   size_t file = 0;                 // index into files()
   uint64_t file_offset = 0;        // absolute, in the file
+  // 2-D only: the bytes hold the tensor's transpose, row-major shape[1] x
+  // shape[0], as the file stores it (a TensorSelection's transposed pick);
+  // a view of it is a transposed, non-contiguous view (torch/tensors.h).
+  bool transposed = false;
 };
 
 class TP_EXPORT TensorWeights final : public ModelWeights {

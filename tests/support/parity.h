@@ -1,20 +1,25 @@
 // Shared by the parity tests against diffusers: a safetensors file or model
-// folder resident on the CPU device, as tensor views, and max |a - b|.
+// folder resident on the CPU device, as tensor views, max |a - b|, the check
+// that prints what it measured, and images against diffusers' 8-bit pixels.
 #pragma once
 
 #include <ATen/Functions.h>
 #include <ATen/TensorOperators.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "device/device.h"
 #include "pipeline/common/layers.h"
 #include "torch/tensors.h"
 #include "weights/diffusers_folder.h"
 #include "weights/tensor_weights.h"
+#include "twistedpic/image.h"
 
 namespace tp::testing {
 
@@ -49,6 +54,28 @@ inline nlohmann::json component_config(const std::filesystem::path& folder, cons
 inline double max_diff(const at::Tensor& a, const at::Tensor& b) {
   EXPECT_EQ(a.sizes(), b.sizes());
   return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+}
+
+// Prints what was measured, for the record, and checks it.
+inline void expect_within(const std::string& what, double diff, double limit) {
+  std::printf("[ max |diff| ] %-48s %.3g (limit %.0e)\n", what.c_str(), diff, limit);
+  EXPECT_LE(diff, limit) << what;
+}
+
+// The largest difference, in 8-bit levels, between `images` and diffusers'
+// (B, H, W, 3) uint8 `expected`; a count or size mismatch fails the test.
+inline double max_pixel_diff(const std::vector<Image>& images, const at::Tensor& expected) {
+  EXPECT_EQ(images.size(), static_cast<size_t>(expected.size(0)));
+  double worst = 0;
+  for (size_t i = 0; i < std::min(images.size(), static_cast<size_t>(expected.size(0))); ++i) {
+    const Image& img = images[i];
+    EXPECT_EQ(img.width, expected.size(2));
+    EXPECT_EQ(img.height, expected.size(1));
+    if (img.width != expected.size(2) || img.height != expected.size(1)) return 255;
+    at::Tensor ours = at::from_blob(const_cast<uint8_t*>(img.rgb.data()), {img.height, img.width, 3}, at::kByte);
+    worst = std::max(worst, max_diff(ours, expected[static_cast<int64_t>(i)]));
+  }
+  return worst;
 }
 
 }  // namespace tp::testing

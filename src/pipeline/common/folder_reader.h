@@ -25,6 +25,16 @@ struct ComponentConfig {
 // Errors: kNotFound when `component` is absent or has no config.
 Expected<ComponentConfig> component_config(const DiffusersFolder& folder, const char* component);
 
+// The scheduler's config as diffusers loads it: scheduler_config.json with
+// "_class_name" set to the class model_index.json names for "scheduler"
+// (from_pretrained follows model_index.json when the two disagree).
+struct SchedulerConfig {
+  nlohmann::json json;
+  std::string origin;
+};
+// Errors: kNotFound when the folder has no scheduler config.
+Expected<SchedulerConfig> scheduler_config(const DiffusersFolder& folder);
+
 // `parse`(config, origin) over `component`'s config.
 template <class Config, class Parse>
 Expected<Config> parse_component(const DiffusersFolder& folder, const char* component, Parse parse) {

@@ -141,8 +141,20 @@ Expected<at::Tensor> initial_noise(const std::vector<int64_t>& shape, const at::
       return invalid_argument("generate: the initial latents have the wrong shape");
     return given.to(device, dtype);
   }
-  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  at::Generator gen = seeded_cpu_generator(seed);
   return at::randn(shape, gen, at::TensorOptions().dtype(at::kFloat)).to(device, dtype);
+}
+
+at::Generator seeded_cpu_generator(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
+
+Expected<at::Tensor> initial_noise(const std::vector<int64_t>& shape, const at::Tensor& given, at::Generator& generator,
+                                   at::Device device, at::ScalarType dtype, at::ScalarType draw_dtype) {
+  if (given.defined()) {
+    if (given.sizes() != at::IntArrayRef(shape))
+      return invalid_argument("generate: the initial latents have the wrong shape");
+    return given.to(device, dtype);
+  }
+  return at::randn(shape, generator, at::TensorOptions().dtype(draw_dtype).device(at::kCPU)).to(device, dtype);
 }
 
 Expected<at::Tensor> flow_match_euler(const RunContext& ctx, const Schedule& schedule, at::Tensor latents, bool cfg,

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <ATen/Tensor.h>
+#include <ATen/core/Generator.h>
 
 #include <chrono>
 #include <functional>
@@ -116,6 +117,18 @@ Expected<GenerateResult> guard_torch(const std::string& pipeline, F&& body) {
 // so that an image does not depend on the device; then on `device` in `dtype`.
 Expected<at::Tensor> initial_noise(const std::vector<int64_t>& shape, const at::Tensor& given, uint64_t seed,
                                    at::Device device, at::ScalarType dtype);
+
+// A CPU generator in the state of torch.Generator("cpu").manual_seed(seed).
+at::Generator seeded_cpu_generator(uint64_t seed);
+
+// The initial noise drawn from `generator` (a CPU generator; see
+// seeded_cpu_generator), so that a sampler can go on drawing from the same
+// stream, as diffusers' pipelines do with one generator (Euler ancestral):
+// `given` when defined (nothing is drawn), else randn(shape) in `draw_dtype`
+// on the CPU, then on `device` in `dtype`. diffusers' randn_tensor draws in the
+// latents' dtype: pass draw_dtype = dtype to match it bit for bit.
+Expected<at::Tensor> initial_noise(const std::vector<int64_t>& shape, const at::Tensor& given, at::Generator& generator,
+                                   at::Device device, at::ScalarType dtype, at::ScalarType draw_dtype = at::kFloat);
 
 // The flow-matching Euler loop of SD3 and Flux. At step i, `predict(input, i)`
 // gives the velocity for `input`: the latents, twice over when `cfg` (the

@@ -60,6 +60,10 @@ Expected<VaeConfig> parse_vae_config(const nlohmann::json& config, std::string_v
   TP_ASSIGN_OR_RETURN(c.shift_factor, r.number("shift_factor", 0.0));
   TP_ASSIGN_OR_RETURN(c.post_quant_conv, r.boolean("use_post_quant_conv", true));
   TP_ASSIGN_OR_RETURN(c.mid_attention, r.boolean("mid_block_add_attention", true));
+  TP_ASSIGN_OR_RETURN(c.force_upcast, r.boolean("force_upcast", true));
+  for (const char* key : {"latents_mean", "latents_std"})
+    if (config.contains(key) && !config[key].is_null())
+      return unimplemented(r.where(key) + " is set; twistedpic decodes with scaling_factor and shift_factor only");
   if (c.scaling_factor == 0 || !std::isfinite(c.scaling_factor))
     return invalid_argument(r.where("scaling_factor") + " must be a non-zero number");
   for (int64_t ch : c.block_out_channels)

@@ -52,6 +52,9 @@ struct VaeConfig {
   std::vector<int64_t> block_out_channels;
   double scaling_factor = 1.5305, shift_factor = 0.0609;
   bool post_quant_conv = false, mid_attention = true;
+  // AutoencoderKL's force_upcast (default true): in fp16 the VAE decodes in
+  // fp32 (SDXL's stock VAE overflows to NaN in fp16; fixed VAEs set false).
+  bool force_upcast = true;
   int64_t scale_factor() const { return int64_t{1} << (block_out_channels.size() - 1); }
 };
 Expected<VaeConfig> parse_vae_config(const nlohmann::json& config, std::string_view origin);

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "pipeline/common/discrete_schedulers.h"
+
 namespace tp::nn {
 
 Expected<std::shared_ptr<const Scheduler>> make_scheduler(const nlohmann::json& config, std::string_view origin) {
@@ -12,8 +14,14 @@ Expected<std::shared_ptr<const Scheduler>> make_scheduler(const nlohmann::json& 
     TP_ASSIGN_OR_RETURN(FlowMatchConfig c, parse_flow_match_config(config, origin));
     return std::make_shared<const FlowMatchEulerScheduler>(c);
   }
+  for (DiscreteKind kind : {DiscreteKind::kEuler, DiscreteKind::kEulerAncestral, DiscreteKind::kDpmSolverMultistep}) {
+    if (cls != discrete_class_name(kind)) continue;
+    TP_ASSIGN_OR_RETURN(DiscreteConfig c, parse_discrete_config(kind, config, origin));
+    return std::make_shared<const DiscreteScheduler>(std::move(c));
+  }
   return unimplemented(std::string(origin) + ": scheduler '" + cls +
-                       "' is not supported (only FlowMatchEulerDiscreteScheduler)");
+                       "' is not supported (supported: FlowMatchEulerDiscreteScheduler, EulerDiscreteScheduler, "
+                       "EulerAncestralDiscreteScheduler, DPMSolverMultistepScheduler)");
 }
 
 Expected<FlowMatchConfig> parse_flow_match_config(const nlohmann::json& j, std::string_view origin) {

@@ -5,8 +5,10 @@
 //
 // make_scheduler() reads a folder's scheduler_config.json (already parsed by
 // the strict reader) and returns the scheduler its "_class_name" names.
-// Implemented: FlowMatchEulerDiscreteScheduler (SD3 / 3.5, Flux). A family that
-// needs another adds a class here and a case in make_scheduler().
+// Implemented: FlowMatchEulerDiscreteScheduler (SD3 / 3.5, Flux), and the
+// discrete-time EulerDiscreteScheduler, EulerAncestralDiscreteScheduler and
+// DPMSolverMultistepScheduler (SDXL; discrete_schedulers.h). A family that
+// needs another adds a class and a case in make_scheduler().
 //
 // Threading: a Scheduler is immutable; schedule() is safe from any thread.
 #pragma once

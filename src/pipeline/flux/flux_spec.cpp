@@ -9,8 +9,6 @@
 namespace tp::flux {
 namespace {
 
-using nn::component_config;
-using nn::ComponentConfig;
 using nn::load_tokenizer;
 using nn::parse_component;
 
@@ -91,8 +89,8 @@ Expected<std::shared_ptr<const PipelineSpec>> describe(const DiffusersFolder& fo
     TP_ASSIGN_OR_RETURN(spec->transformer,
                         parse_component<TransformerConfig>(folder, "transformer", parse_transformer_config));
     TP_ASSIGN_OR_RETURN(spec->vae, parse_component<nn::VaeConfig>(folder, "vae", nn::parse_vae_config));
-    TP_ASSIGN_OR_RETURN(ComponentConfig sched, component_config(folder, "scheduler"));
-    TP_ASSIGN_OR_RETURN(std::shared_ptr<const nn::Scheduler> scheduler, nn::make_scheduler(*sched.json, sched.origin));
+    TP_ASSIGN_OR_RETURN(nn::SchedulerConfig sched, nn::scheduler_config(folder));
+    TP_ASSIGN_OR_RETURN(std::shared_ptr<const nn::Scheduler> scheduler, nn::make_scheduler(sched.json, sched.origin));
     spec->scheduler = std::dynamic_pointer_cast<const nn::FlowMatchEulerScheduler>(scheduler);
     if (!spec->scheduler)
       return unimplemented(sched.origin + ": Flux runs a FlowMatchEulerDiscreteScheduler, not a '" +

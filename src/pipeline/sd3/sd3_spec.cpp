@@ -19,8 +19,6 @@ constexpr NetworkSpec kNetworks[] = {
     {"vae", "AutoencoderKL", true, false, false},
 };
 
-using nn::component_config;
-using nn::ComponentConfig;
 using nn::load_tokenizer;
 using nn::parse_component;
 
@@ -61,8 +59,11 @@ Expected<std::shared_ptr<const PipelineSpec>> describe(const DiffusersFolder& fo
     TP_ASSIGN_OR_RETURN(spec->transformer,
                         parse_component<TransformerConfig>(folder, "transformer", parse_transformer_config));
     TP_ASSIGN_OR_RETURN(spec->vae, parse_component<nn::VaeConfig>(folder, "vae", nn::parse_vae_config));
-    TP_ASSIGN_OR_RETURN(ComponentConfig sched, component_config(folder, "scheduler"));
-    TP_ASSIGN_OR_RETURN(spec->scheduler, nn::make_scheduler(*sched.json, sched.origin));
+    TP_ASSIGN_OR_RETURN(nn::SchedulerConfig sched, nn::scheduler_config(folder));
+    TP_ASSIGN_OR_RETURN(spec->scheduler, nn::make_scheduler(sched.json, sched.origin));
+    if (spec->scheduler->class_name() != "FlowMatchEulerDiscreteScheduler")
+      return unimplemented(sched.origin + ": SD3 runs a FlowMatchEulerDiscreteScheduler, not a '" +
+                           std::string(spec->scheduler->class_name()) + "'");
     TP_ASSIGN_OR_RETURN(spec->defaults, read_generation_defaults(folder.root));
     return {};
   };

@@ -403,12 +403,20 @@ TEST(PipelineBadInput, ConfigThatDisagreesWithTheWeights) {
 
 TEST(PipelineBadInput, UnsupportedSchedulerAndPipelineTypes) {
   fs::path dir = copy_of("plain", "bad_scheduler");
+  // A discrete-time scheduler (SDXL's), named where diffusers looks: model_index.json's class wins over
+  // scheduler_config.json's "_class_name", which alone changes nothing.
   edit_json(dir / "scheduler" / "scheduler_config.json",
             [](nlohmann::json& j) { j["_class_name"] = "DPMSolverMultistepScheduler"; });
   auto s = make({{"sd3", model(dir)}});
+  ASSERT_TRUE(s) << s.error().message;
+  edit_json(dir / "model_index.json",
+            [](nlohmann::json& j) { j["scheduler"] = {"diffusers", "DPMSolverMultistepScheduler"}; });
+  s = make({{"sd3", model(dir)}});
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().code, ErrorCode::kUnimplemented);
   EXPECT_NE(s.error().message.find("DPMSolverMultistepScheduler"), std::string::npos) << s.error().message;
+  edit_json(dir / "model_index.json",
+            [](nlohmann::json& j) { j["scheduler"] = {"diffusers", "FlowMatchEulerDiscreteScheduler"}; });
 
   edit_json(dir / "scheduler" / "scheduler_config.json", [](nlohmann::json& j) {
     j["_class_name"] = "FlowMatchEulerDiscreteScheduler";
@@ -419,12 +427,14 @@ TEST(PipelineBadInput, UnsupportedSchedulerAndPipelineTypes) {
   EXPECT_EQ(s.error().code, ErrorCode::kUnimplemented);
   EXPECT_NE(s.error().message.find("use_karras_sigmas"), std::string::npos) << s.error().message;
 
+  // An SD3 folder named an SDXL one: the folder's class is named with the one the type runs.
   nlohmann::json sdxl = model(kRefDir / "plain");
   sdxl["pipeline_type"] = "sdxl";
   s = make({{"x", sdxl}}, "x");
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().code, ErrorCode::kUnimplemented);
-  EXPECT_NE(s.error().message.find("sdxl"), std::string::npos) << s.error().message;
+  for (const char* w : {"StableDiffusion3Pipeline", "StableDiffusionXLPipeline"})
+    EXPECT_NE(s.error().message.find(w), std::string::npos) << s.error().message;
 
   s = make({{"sd3", model(kRefDir / "plain")}}, "nope");
   ASSERT_FALSE(s);

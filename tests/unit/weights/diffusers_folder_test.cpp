@@ -114,6 +114,12 @@ TEST(DiffusersFolderTest, WeightErrors) {
   ASSERT_FALSE(none);
   EXPECT_EQ(none.error().code, ErrorCode::kNotFound);
   EXPECT_THAT(none.error().message, HasSubstr("component 'vae': no weights in"));
+  // Configs only (the networks' weights come from a single-file checkpoint):
+  // absent weights are fine, ambiguous ones still are not.
+  auto configs_only = read_diffusers_folder(dir.path(), /*require_weights=*/false);
+  ASSERT_TRUE(configs_only) << configs_only.error().to_string();
+  EXPECT_TRUE(configs_only->find("vae")->weight_files.empty());
+  EXPECT_FALSE(configs_only->find("vae")->config.is_null());
 
   // A single non-standard file is taken; two are ambiguous.
   write_file(dir / "vae/vae.fp16.safetensors", one_tensor_file());
@@ -123,6 +129,7 @@ TEST(DiffusersFolderTest, WeightErrors) {
   write_file(dir / "vae/vae.bf16.safetensors", one_tensor_file());
   auto ambiguous = read_diffusers_folder(dir.path());
   ASSERT_FALSE(ambiguous);
+  EXPECT_FALSE(read_diffusers_folder(dir.path(), /*require_weights=*/false));
   EXPECT_EQ(ambiguous.error().code, ErrorCode::kInvalidArgument);
   EXPECT_THAT(ambiguous.error().message, HasSubstr("component 'vae': ambiguous weights in " + (dir / "vae").string() +
                                                    ": vae.bf16.safetensors, vae.fp16.safetensors"));

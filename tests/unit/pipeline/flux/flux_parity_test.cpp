@@ -29,17 +29,13 @@ namespace tp {
 namespace {
 
 using testing::component_config;
+using testing::expect_within;
+using testing::max_pixel_diff;
 using testing::Loaded;
 using testing::max_diff;
 
 const std::filesystem::path kRefDir = TP_FLUX_REFERENCE_DIR;
 const std::filesystem::path kPlanDir = TP_FLUX_PLAN_DIR;
-
-// Prints what was measured, for the record, and checks it.
-void expect_within(const char* what, double diff, double limit) {
-  std::printf("[ max |diff| ] %-40s %.3g (limit %.0e)\n", what, diff, limit);
-  EXPECT_LE(diff, limit) << what;
-}
 
 class FluxParity : public ::testing::TestWithParam<std::string> {
  protected:
@@ -217,17 +213,7 @@ TEST_P(FluxParity, PipelineMatchesDiffusers) {
     expect_within(label(name + " final latents").c_str(), max_diff(final_latents, ref_[prefix + "final_latents"]),
                   1e-4);
 
-    const at::Tensor& image = ref_[prefix + "image"];  // (B, H, W, 3) uint8
-    ASSERT_EQ(result->images.size(), static_cast<size_t>(image.size(0)));
-    double worst = 0;
-    for (size_t i = 0; i < result->images.size(); ++i) {
-      const Image& img = result->images[i];
-      ASSERT_EQ(img.width, image.size(2));
-      ASSERT_EQ(img.height, image.size(1));
-      at::Tensor ours = at::from_blob(const_cast<uint8_t*>(img.rgb.data()), {img.height, img.width, 3}, at::kByte);
-      worst = std::max(worst, max_diff(ours, image[static_cast<int64_t>(i)]));
-    }
-    expect_within(label(name + " pixels (of 255)").c_str(), worst, 1.0);
+    expect_within(label(name + " pixels (of 255)"), max_pixel_diff(result->images, ref_[prefix + "image"]), 1.0);
   }
   for (const ModelInfo& m : f.registry->list()) EXPECT_EQ(m.leases, 0u) << m.name;
 }
@@ -310,13 +296,7 @@ TEST_P(FluxBflPipeline, GivesTheImageOfItsDiffusersTwin) {
   auto result = generate_with_overrides(*f.pipeline, request, {ref_["initial_latents"].clone(), &final_latents});
   ASSERT_TRUE(result) << result.error().message;
   expect_within("dev_bfl final latents", max_diff(final_latents, ref_["final_latents"]), 1e-4);
-  const at::Tensor& image = ref_["image"];
-  ASSERT_EQ(result->images.size(), static_cast<size_t>(image.size(0)));
-  for (size_t i = 0; i < result->images.size(); ++i) {
-    const Image& img = result->images[i];
-    at::Tensor ours = at::from_blob(const_cast<uint8_t*>(img.rgb.data()), {img.height, img.width, 3}, at::kByte);
-    EXPECT_LE(max_diff(ours, image[static_cast<int64_t>(i)]), 1.0) << "image " << i;
-  }
+  expect_within("dev_bfl pixels (of 255)", max_pixel_diff(result->images, ref_["image"]), 1.0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Where, FluxBflPipeline, ::testing::Bool(),
