@@ -778,6 +778,11 @@ void ImageServer::Impl::metrics(httplib::Response& res) {
   counter("twistedpic_acquire_hits_total", "Acquires that found the model resident.", st.hits);
   counter("twistedpic_acquire_misses_total", "Acquires that loaded the model or waited for a load.", st.misses);
   counter("twistedpic_admission_failures_total", "Loads refused for lack of device memory.", st.admission_failures);
+  counter("twistedpic_admission_waits_total", "Loads that waited in the admission queue.", st.admission_waits);
+  counter("twistedpic_admission_cancels_total", "Admission waits ended by a cancel.", st.admission_cancels);
+  gauge("twistedpic_admission_queue", "Loads waiting for device memory now, first come first served.",
+        st.admission_queue);
+  gauge("twistedpic_admission_queue_bytes", "Device bytes the waiting loads need.", st.admission_queue_bytes);
   out << "# HELP twistedpic_evictions_total Models moved off the device (or host copies dropped), by reason.\n"
          "# TYPE twistedpic_evictions_total counter\n";
   for (size_t r = 0; r < st.evictions_by_reason.size(); ++r)
@@ -792,6 +797,16 @@ void ImageServer::Impl::metrics(httplib::Response& res) {
   gauge("twistedpic_device_bytes", "Device bytes held by models now.", st.device_bytes);
   gauge("twistedpic_peak_device_bytes", "The most device bytes held.", st.peak_device_bytes);
   gauge("twistedpic_host_bytes", "Pinned host bytes held by models now.", st.host_bytes);
+  counter("twistedpic_cache_releases_total", "Times torch's cached device blocks were handed back.",
+          st.cache_releases);
+  counter("twistedpic_cache_bytes_returned_total", "Device bytes those cache releases returned to the driver.",
+          st.cache_bytes_returned);
+  gauge("twistedpic_device_total_bytes", "The device's memory, as its monitor reports it (0: unknown).",
+        st.device_total_bytes);
+  gauge("twistedpic_device_free_bytes", "Free device memory, as its monitor reports it.", st.device_free_bytes);
+  gauge("twistedpic_device_bytes_other_processes", "Device bytes held by other processes (NVML).",
+        st.other_process_bytes);
+  gauge("twistedpic_device_headroom_bytes", "Device bytes the policy keeps free for others.", st.headroom_bytes);
   std::array<double, Histogram::kBoundsMs.size()> bounds_s{};
   for (size_t i = 0; i < bounds_s.size(); ++i) bounds_s[i] = Histogram::kBoundsMs[i] / 1000.0;
   out << "# HELP twistedpic_load_duration_seconds Loads, by source tier.\n"

@@ -215,7 +215,10 @@ def case_curl(cli, workdir):
                    'twistedpic_evictions_total{reason="explicit"}', "twistedpic_loads_total ",
                    "twistedpic_device_bytes 0", 'twistedpic_queue_depth{pipeline="tiny"} 0',
                    'twistedpic_generation_duration_seconds_count{pipeline="tiny"} 4',
-                   'twistedpic_http_requests_total{route="/v1/images/generations",status="200"} 4'):
+                   'twistedpic_http_requests_total{route="/v1/images/generations",status="200"} 4',
+                   "twistedpic_admission_queue 0", "twistedpic_admission_waits_total ",
+                   "twistedpic_cache_bytes_returned_total ", "twistedpic_device_bytes_other_processes ",
+                   "twistedpic_device_headroom_bytes "):
         check(needle in body, f"/metrics lacks {needle!r}:\n{body}", s)
     loads = int(next(l for l in body.splitlines() if l.startswith("twistedpic_loads_total ")).split()[1])
     check(loads >= 2 * len(names) - 1, f"/metrics: {loads} loads", s)
