@@ -166,6 +166,10 @@ class TP_EXPORT Pipeline {
   // negative prompts; kCancelled; the registry's errors when a network
   // cannot be loaded (kResourceExhausted with its numbers); kInternal for a
   // torch failure. Nothing stays leased after a failure.
+  // When an allocation fails (out of memory), the cached blocks go back to
+  // the driver and the unleased models move to the pinned host tier, and the
+  // call tries once more (progress restarts; a warning says so); out of
+  // memory again is kResourceExhausted with the device's numbers.
   Expected<GenerateResult> generate(const GenerateRequest& request);
 
   const std::string& name() const;

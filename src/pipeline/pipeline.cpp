@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "pipeline/common/generation.h"
 #include "pipeline/family.h"
 #include "pipeline/runner.h"
 
@@ -16,11 +17,50 @@ struct Pipeline::Impl {
   std::span<const std::string_view> options;  // the request options its family reads
   ModelRegistry* registry = nullptr;           // outlives the pipeline (pipeline.h)
 
-  // After each generation the allocator's cached blocks go back to the driver
-  // as the policy decides (ModelRegistry::release_caches).
-  Expected<GenerateResult> after_generation(Expected<GenerateResult> result) const {
+  // Generates. When an allocation fails (out of memory), frees what it can
+  // and tries once more: the allocator's cached blocks, then every unleased
+  // model on the device, moved to the pinned host tier (the cheapest place
+  // to reload from), smallest first. Progress restarts with the second try.
+  // After each generation the cached blocks go back to the driver as the
+  // policy decides (ModelRegistry::release_caches).
+  Expected<GenerateResult> generate(const GenerateRequest& request, const RunOverrides& overrides) const {
+    Expected<GenerateResult> result = runner->generate(request, overrides);
+    if (!result && nn::is_out_of_memory(result.error())) result = once_more(request, overrides, result.error());
     registry->release_caches();
     return result;
+  }
+
+  Expected<GenerateResult> once_more(const GenerateRequest& request, const RunOverrides& overrides,
+                                     const Error& first) const {
+    const uint64_t cached = registry->release_caches(/*force=*/true);
+    std::vector<ModelInfo> models = registry->list();
+    std::sort(models.begin(), models.end(),
+              [](const ModelInfo& a, const ModelInfo& b) { return a.device_bytes < b.device_bytes; });
+    uint64_t moved_bytes = 0;
+    int moved = 0;
+    for (const ModelInfo& m : models) {
+      if (m.tier != Tier::kDevice || m.leases > 0) continue;
+      if (auto r = registry->unload(m.name, Tier::kHost)) {  // a lease taken since list() keeps it: skip
+        moved_bytes += m.device_bytes;
+        ++moved;
+      }
+    }
+    const std::string freed = "handed back " + std::to_string(cached) + " cached bytes and moved " +
+                              std::to_string(moved) + " unleased model(s) (" + std::to_string(moved_bytes) +
+                              " bytes) off the device";
+    Expected<GenerateResult> again = runner->generate(request, overrides);
+    if (again) {
+      again->warnings.push_back("ran out of memory at first (" + first.message + "); " + freed +
+                                " and generated on the second try");
+      return again;
+    }
+    if (!nn::is_out_of_memory(again.error())) return again;
+    const RegistryStats st = registry->stats();
+    return resource_exhausted(again.error().message + "; out of memory again after it " + freed +
+                              ": the device has " + std::to_string(st.device_free_bytes) + " of " +
+                              std::to_string(st.device_total_bytes) + " bytes free, models hold " +
+                              std::to_string(st.device_bytes) + ", other processes " +
+                              std::to_string(st.other_process_bytes));
   }
 
   // Errors: kUnimplemented for an option this pipeline's type does not read.
@@ -47,13 +87,13 @@ int Pipeline::size_multiple() const { return impl_->runner->size_multiple(); }
 
 Expected<GenerateResult> Pipeline::generate(const GenerateRequest& request) {
   TP_TRY(impl_->check_options(request));
-  return impl_->after_generation(impl_->runner->generate(request, {}));
+  return impl_->generate(request, {});
 }
 
 Expected<GenerateResult> generate_with_overrides(Pipeline& pipeline, const GenerateRequest& request,
                                                  const RunOverrides& overrides) {
   TP_TRY(pipeline.impl_->check_options(request));
-  return pipeline.impl_->after_generation(pipeline.impl_->runner->generate(request, overrides));
+  return pipeline.impl_->generate(request, overrides);
 }
 
 Expected<std::unique_ptr<Pipeline>> Pipeline::create(ModelRegistry& registry, std::string_view model) {

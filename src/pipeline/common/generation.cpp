@@ -120,11 +120,15 @@ std::vector<Image> to_images(const at::Tensor& decoded) {
   return images;
 }
 
+namespace {
+constexpr std::string_view kOutOfMemory = ": out of memory while generating: ";
+}  // namespace
+
 Error torch_error(const std::string& pipeline, std::exception_ptr e) {
   try {
     std::rethrow_exception(e);
   } catch (const c10::OutOfMemoryError& e) {
-    return Error{ErrorCode::kResourceExhausted, pipeline + ": out of memory while generating: " + e.what_without_backtrace()};
+    return Error{ErrorCode::kResourceExhausted, pipeline + std::string(kOutOfMemory) + e.what_without_backtrace()};
   } catch (const c10::Error& e) {
     return Error{ErrorCode::kInternal, pipeline + ": torch failed while generating: " + e.what_without_backtrace()};
   } catch (const std::exception& e) {
@@ -132,6 +136,10 @@ Error torch_error(const std::string& pipeline, std::exception_ptr e) {
   } catch (...) {
     return Error{ErrorCode::kInternal, pipeline + ": generating failed: an unknown exception"};
   }
+}
+
+bool is_out_of_memory(const Error& e) {
+  return e.code == ErrorCode::kResourceExhausted && e.message.find(kOutOfMemory) != std::string::npos;
 }
 
 Expected<at::Tensor> initial_noise(const std::vector<int64_t>& shape, const at::Tensor& given, uint64_t seed,

@@ -98,10 +98,14 @@ class RunContext {
 std::vector<Image> to_images(const at::Tensor& decoded);
 
 // Runs `body`, turning a torch exception into an error naming `pipeline`:
-// out of memory is kResourceExhausted, anything else kInternal.
+// out of memory is kResourceExhausted (is_out_of_memory() tells it apart
+// from an admission refusal), anything else kInternal.
 template <class F>
 Expected<GenerateResult> guard_torch(const std::string& pipeline, F&& body);
 Error torch_error(const std::string& pipeline, std::exception_ptr e);
+// Whether `e` is torch_error's out of memory (an allocation that failed while
+// generating), not a registry refusal.
+bool is_out_of_memory(const Error& e);
 
 template <class F>
 Expected<GenerateResult> guard_torch(const std::string& pipeline, F&& body) {

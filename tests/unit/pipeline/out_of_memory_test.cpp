@@ -1,0 +1,131 @@
+// An allocation that fails in the middle of a denoising step (issue #23, item
+// 3): the pipeline hands back the cached blocks, moves the unleased models off
+// the device and tries once more; when that fails too it answers
+// kResourceExhausted with the numbers. Either way no lease is left and the
+// next request works. The failure is injected on the CPU through c10's
+// allocator hook, at a chosen allocation after step 1.
+#include <c10/core/Allocator.h>
+#include <c10/core/CPUAllocator.h>
+#include <c10/util/Exception.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "twistedpic/pipeline.h"
+#include "twistedpic/runtime.h"
+
+namespace tp {
+namespace {
+
+// The CPU allocator with a fault: once armed, the n-th allocation from then
+// throws c10::OutOfMemoryError, as a CUDA allocation that finds no memory does.
+class FailingCpuAllocator final : public c10::Allocator {
+ public:
+  explicit FailingCpuAllocator(c10::Allocator* real) : real_(real) {}
+  void fail_at(int n) { countdown_ = n; }
+  int failures() const { return failures_; }
+
+  c10::DataPtr allocate(size_t bytes) override {
+    if (countdown_.load() > 0 && --countdown_ == 0) {
+      ++failures_;
+      TORCH_CHECK_WITH(OutOfMemoryError, false, "injected: out of memory allocating ", bytes, " bytes");
+    }
+    return real_->allocate(bytes);
+  }
+  void copy_data(void* dest, const void* src, std::size_t count) const override { real_->copy_data(dest, src, count); }
+  // Kernels' scratch goes through raw_allocate / raw_deallocate, which need the real deleter.
+  c10::DeleterFnPtr raw_deleter() const override { return real_->raw_deleter(); }
+
+ private:
+  c10::Allocator* const real_;
+  std::atomic<int> countdown_{0}, failures_{0};
+};
+
+class OutOfMemory : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto config = parse_registry_config(R"({"models": {"tiny": {"path": ")" TP_DEFAULT_MODEL_DIR
+                                        R"(", "pipeline_type": "sd3", "dtype": "fp32"}}})");
+    ASSERT_TRUE(config) << config.error().message;
+    auto expanded = expand_pipeline_components(std::move(*config));
+    ASSERT_TRUE(expanded) << expanded.error().message;
+    auto options = default_registry_options();
+    ASSERT_TRUE(options) << options.error().message;
+    auto registry = ModelRegistry::create(std::move(*expanded), std::move(*options));
+    ASSERT_TRUE(registry) << registry.error().message;
+    registry_ = std::move(*registry);
+    auto pipeline = Pipeline::create(*registry_, "tiny");
+    ASSERT_TRUE(pipeline) << pipeline.error().message;
+    pipeline_ = std::move(*pipeline);
+    auto clean = pipeline_->generate(request());
+    ASSERT_TRUE(clean) << clean.error().message;
+    clean_ = clean->images.at(0).rgb;
+    c10::SetAllocator(c10::DeviceType::CPU, &failing_, kPriority);
+  }
+  void TearDown() override {
+    c10::SetAllocator(c10::DeviceType::CPU, real_, kPriority);
+    for (const ModelInfo& m : registry_->list()) EXPECT_EQ(m.leases, 0u) << m.name;
+    // The next request works, and gives the clean image.
+    auto next = pipeline_->generate(request());
+    ASSERT_TRUE(next) << next.error().message;
+    EXPECT_EQ(next->images.at(0).rgb, clean_);
+  }
+
+  static GenerateRequest request() {
+    GenerateRequest r;
+    r.prompts = {"a red circle on a white background"};
+    r.steps = 3;
+    r.seed = 7;
+    return r;
+  }
+
+  static constexpr uint8_t kPriority = 200;  // above the default CPU allocator's
+  c10::Allocator* const real_ = c10::GetAllocator(c10::DeviceType::CPU);
+  FailingCpuAllocator failing_{real_};
+  std::unique_ptr<ModelRegistry> registry_;
+  std::unique_ptr<Pipeline> pipeline_;
+  std::vector<uint8_t> clean_;
+};
+
+TEST_F(OutOfMemory, InTheMiddleOfAStepIsSurvivedByFreeingAndTryingOnceMore) {
+  const RegistryStats before = registry_->stats();
+  GenerateRequest r = request();
+  std::atomic<bool> armed{false};
+  r.on_step = [&](const StepProgress& p) {
+    if (p.step == 1 && !armed.exchange(true)) failing_.fail_at(5);  // the 5th allocation of step 2
+    return true;
+  };
+  auto result = pipeline_->generate(r);
+  ASSERT_TRUE(result) << result.error().message;
+  EXPECT_EQ(failing_.failures(), 1);
+  EXPECT_EQ(result->images.at(0).rgb, clean_);  // the second try is the same computation
+  ASSERT_FALSE(result->warnings.empty());
+  const std::string& w = result->warnings.back();
+  for (const char* word : {"ran out of memory at first", "injected", "cached bytes", "unleased model",
+                           "second try"})
+    EXPECT_NE(w.find(word), std::string::npos) << w;
+  const RegistryStats after = registry_->stats();
+  EXPECT_GT(after.cache_releases, before.cache_releases);                            // the cache first
+  EXPECT_GT(after.evictions(Reason::kExplicit), before.evictions(Reason::kExplicit));  // then the models
+  EXPECT_GT(after.reloads, before.reloads);  // brought back from the pinned host tier for the second try
+}
+
+TEST_F(OutOfMemory, TwiceIsResourceExhaustedWithTheNumbers) {
+  GenerateRequest r = request();
+  r.on_step = [&](const StepProgress& p) {
+    if (p.step == 1) failing_.fail_at(5);  // in both tries
+    return true;
+  };
+  auto result = pipeline_->generate(r);
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code, ErrorCode::kResourceExhausted) << result.error().message;
+  EXPECT_EQ(failing_.failures(), 2);
+  for (const char* word : {"tiny", "out of memory while generating", "injected", "out of memory again",
+                           "cached bytes", "bytes free", "models hold"})
+    EXPECT_NE(result.error().message.find(word), std::string::npos) << result.error().message;
+}
+
+}  // namespace
+}  // namespace tp
