@@ -8,7 +8,7 @@
 #include <cmath>
 
 #include "pipeline/common/clip.h"
-#include "pipeline/common/generation.h"
+#include "pipeline/common/family_runner.h"
 #include "pipeline/common/t5.h"
 #include "pipeline/flux/flux_pipeline.h"
 #include "pipeline/flux/flux_spec.h"
@@ -17,33 +17,18 @@
 namespace tp::flux {
 namespace {
 
-class FluxRunner final : public PipelineRunner {
+class FluxRunner final : public nn::FamilyRunner<FluxSpec> {
  public:
   FluxRunner(ModelRegistry& registry, std::string name, std::shared_ptr<const FluxSpec> spec)
-      : registry_(registry), name_(std::move(name)), spec_(std::move(spec)), key_(spec_->root.string()) {}
+      : FamilyRunner(registry, std::move(name), std::move(spec)) {}
 
   std::string clip, t5, transformer, vae;  // registry models
 
-  int default_width() const override { return spec_->default_side(); }
-  int default_height() const override { return spec_->default_side(); }
-  int size_multiple() const override { return spec_->size_multiple(); }
-
-  Expected<GenerateResult> generate(const GenerateRequest& request, const RunOverrides& overrides) override {
-    GenerateResult result;
-    return nn::guard_torch(name_, [&] { return run(request, overrides, result); });
-  }
 
  private:
-  nn::Settings settings(const GenerateRequest& r) const {
-    return nn::settings_of(r, default_width(), default_height(), spec_->defaults);
-  }
   Status check(const GenerateRequest& request, const nn::Settings& s) const;
-  Expected<GenerateResult> run(const GenerateRequest& request, const RunOverrides& overrides, GenerateResult& result);
-
-  ModelRegistry& registry_;
-  const std::string name_;
-  const std::shared_ptr<const FluxSpec> spec_;
-  const std::string key_;  // tells this folder's bindings apart
+  Expected<GenerateResult> run(const GenerateRequest& request, const RunOverrides& overrides,
+                               GenerateResult& result) override;
 };
 
 // The request option "true_cfg_scale": 1 when absent.
@@ -159,15 +144,12 @@ Expected<GenerateResult> FluxRunner::run(const GenerateRequest& request, const R
 }  // namespace
 
 Expected<std::unique_ptr<PipelineRunner>> make_runner(ModelRegistry& registry, const PipelineConfig& p) {
-  auto spec = std::dynamic_pointer_cast<const FluxSpec>(p.spec);
-  const std::string where = "pipeline '" + p.name + "'";
-  if (!spec) return failed_precondition(where + ": its description is not a Flux one");
+  TP_ASSIGN_OR_RETURN(auto spec, nn::spec_of<FluxSpec>(p, "a Flux"));
   auto runner = std::make_unique<FluxRunner>(registry, p.name, spec);
-  for (auto [component, slot] : {std::pair{"text_encoder", &runner->clip}, std::pair{"text_encoder_2", &runner->t5},
-                                 std::pair{"transformer", &runner->transformer}, std::pair{"vae", &runner->vae}})
-    if (const std::string* m = p.model_for(component)) *slot = *m;
-  if (runner->clip.empty() || runner->t5.empty() || runner->transformer.empty() || runner->vae.empty())
-    return not_found(where + ": a required network is missing from the registry config");
+  TP_TRY(nn::assign_networks(p, {{"text_encoder", &runner->clip},
+                                 {"text_encoder_2", &runner->t5},
+                                 {"transformer", &runner->transformer},
+                                 {"vae", &runner->vae}}));
   return std::unique_ptr<PipelineRunner>(std::move(runner));
 }
 

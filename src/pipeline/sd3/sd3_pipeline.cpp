@@ -5,7 +5,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include "pipeline/common/clip.h"
-#include "pipeline/common/generation.h"
+#include "pipeline/common/family_runner.h"
 #include "pipeline/common/t5.h"
 #include "pipeline/sd3/sd3_pipeline.h"
 #include "pipeline/sd3/sd3_spec.h"
@@ -16,33 +16,18 @@ namespace {
 
 constexpr int kClipLength = 77;
 
-class Sd3Runner final : public PipelineRunner {
+class Sd3Runner final : public nn::FamilyRunner<Sd3Spec> {
  public:
   Sd3Runner(ModelRegistry& registry, std::string name, std::shared_ptr<const Sd3Spec> spec)
-      : registry_(registry), name_(std::move(name)), spec_(std::move(spec)), key_(spec_->root.string()) {}
+      : FamilyRunner(registry, std::move(name), std::move(spec)) {}
 
   std::string te1, te2, te3, transformer, vae;  // registry models; te3 empty without T5
 
-  int default_width() const override { return spec_->default_side(); }
-  int default_height() const override { return spec_->default_side(); }
-  int size_multiple() const override { return spec_->size_multiple(); }
-
-  Expected<GenerateResult> generate(const GenerateRequest& request, const RunOverrides& overrides) override {
-    GenerateResult result;
-    return nn::guard_torch(name_, [&] { return run(request, overrides, result); });
-  }
 
  private:
-  nn::Settings settings(const GenerateRequest& r) const {
-    return nn::settings_of(r, default_width(), default_height(), spec_->defaults);
-  }
   Status check_size(const nn::Settings& s) const;
-  Expected<GenerateResult> run(const GenerateRequest& request, const RunOverrides& overrides, GenerateResult& result);
-
-  ModelRegistry& registry_;
-  const std::string name_;
-  const std::shared_ptr<const Sd3Spec> spec_;
-  const std::string key_;  // tells this folder's bindings apart
+  Expected<GenerateResult> run(const GenerateRequest& request, const RunOverrides& overrides,
+                               GenerateResult& result) override;
 };
 
 Status Sd3Runner::check_size(const nn::Settings& s) const {
@@ -151,17 +136,13 @@ Expected<GenerateResult> Sd3Runner::run(const GenerateRequest& request, const Ru
 }  // namespace
 
 Expected<std::unique_ptr<PipelineRunner>> make_runner(ModelRegistry& registry, const PipelineConfig& p) {
-  auto spec = std::dynamic_pointer_cast<const Sd3Spec>(p.spec);
-  const std::string where = "pipeline '" + p.name + "'";
-  if (!spec) return failed_precondition(where + ": its description is not an SD3 one");
+  TP_ASSIGN_OR_RETURN(auto spec, nn::spec_of<Sd3Spec>(p, "an SD3"));
   auto runner = std::make_unique<Sd3Runner>(registry, p.name, spec);
-  for (auto [component, slot] : {std::pair{"text_encoder", &runner->te1}, std::pair{"text_encoder_2", &runner->te2},
-                                 std::pair{"text_encoder_3", &runner->te3}, std::pair{"transformer", &runner->transformer},
-                                 std::pair{"vae", &runner->vae}})
-    if (const std::string* m = p.model_for(component)) *slot = *m;
-  if (runner->te1.empty() || runner->te2.empty() || runner->transformer.empty() || runner->vae.empty() ||
-      (spec->t5.has_value() != !runner->te3.empty()))
-    return not_found(where + ": a required network is missing from the registry config");
+  TP_TRY(nn::assign_networks(p, {{"text_encoder", &runner->te1},
+                                 {"text_encoder_2", &runner->te2},
+                                 {"text_encoder_3", &runner->te3, spec->t5.has_value()},
+                                 {"transformer", &runner->transformer},
+                                 {"vae", &runner->vae}}));
   return std::unique_ptr<PipelineRunner>(std::move(runner));
 }
 

@@ -12,7 +12,7 @@
 #include "pipeline/common/clip.h"
 #include "pipeline/common/discrete_sampler.h"
 #include "pipeline/common/discrete_schedulers.h"
-#include "pipeline/common/generation.h"
+#include "pipeline/common/family_runner.h"
 #include "pipeline/sdxl/sdxl_spec.h"
 #include "pipeline/sdxl/sdxl_unet.h"
 
@@ -48,35 +48,20 @@ at::Tensor rescale_noise_cfg(const at::Tensor& cfg, const at::Tensor& text, doub
   return rescale * rescaled + (1 - rescale) * cfg;
 }
 
-class SdxlRunner final : public PipelineRunner {
+class SdxlRunner final : public nn::FamilyRunner<SdxlSpec> {
  public:
   SdxlRunner(ModelRegistry& registry, std::string name, std::shared_ptr<const SdxlSpec> spec)
-      : registry_(registry), name_(std::move(name)), spec_(std::move(spec)), key_(spec_->root.string()) {}
+      : FamilyRunner(registry, std::move(name), std::move(spec)) {}
 
   std::string clip, clip2, unet, vae;  // registry models
 
-  int default_width() const override { return spec_->default_side(); }
-  int default_height() const override { return spec_->default_side(); }
-  int size_multiple() const override { return spec_->size_multiple(); }
-
-  Expected<GenerateResult> generate(const GenerateRequest& request, const RunOverrides& overrides) override {
-    GenerateResult result;
-    return nn::guard_torch(name_, [&] { return run(request, overrides, result); });
-  }
 
  private:
-  nn::Settings settings(const GenerateRequest& r) const {
-    return nn::settings_of(r, default_width(), default_height(), spec_->defaults);
-  }
   Status check(const GenerateRequest& request, const nn::Settings& s) const;
-  Expected<std::shared_ptr<const nn::Scheduler>> scheduler(const GenerateRequest& request) const;
+  Expected<std::shared_ptr<const nn::Scheduler>> scheduler_for(const GenerateRequest& request) const;
   Expected<Conditioning> encode(nn::RunContext& ctx, const std::vector<std::string>& texts);
-  Expected<GenerateResult> run(const GenerateRequest& request, const RunOverrides& overrides, GenerateResult& result);
-
-  ModelRegistry& registry_;
-  const std::string name_;
-  const std::shared_ptr<const SdxlSpec> spec_;
-  const std::string key_;  // tells this folder's bindings apart
+  Expected<GenerateResult> run(const GenerateRequest& request, const RunOverrides& overrides,
+                               GenerateResult& result) override;
 };
 
 Status SdxlRunner::check(const GenerateRequest& request, const nn::Settings& s) const {
@@ -96,7 +81,7 @@ Status SdxlRunner::check(const GenerateRequest& request, const nn::Settings& s) 
 
 // The folder's scheduler, or the one the request's "scheduler" option names,
 // made from the folder's scheduler_config.json.
-Expected<std::shared_ptr<const nn::Scheduler>> SdxlRunner::scheduler(const GenerateRequest& request) const {
+Expected<std::shared_ptr<const nn::Scheduler>> SdxlRunner::scheduler_for(const GenerateRequest& request) const {
   auto it = request.options.find("scheduler");
   if (it == request.options.end()) return spec_->scheduler;
   auto made = nn::make_scheduler_named(it->second, spec_->scheduler_config, spec_->scheduler_origin);
@@ -128,7 +113,7 @@ Expected<GenerateResult> SdxlRunner::run(const GenerateRequest& request, const R
   const nn::Settings s = settings(request);
   TP_TRY(check(request, s));
   TP_ASSIGN_OR_RETURN(const double rescale, guidance_rescale(request));
-  TP_ASSIGN_OR_RETURN(std::shared_ptr<const nn::Scheduler> scheduler, scheduler(request));
+  TP_ASSIGN_OR_RETURN(std::shared_ptr<const nn::Scheduler> scheduler, scheduler_for(request));
   nn::RunContext ctx(registry_, name_, request, result);
   const SdxlSpec& spec = *spec_;
 
@@ -213,15 +198,12 @@ Expected<GenerateResult> SdxlRunner::run(const GenerateRequest& request, const R
 }  // namespace
 
 Expected<std::unique_ptr<PipelineRunner>> make_runner(ModelRegistry& registry, const PipelineConfig& p) {
-  auto spec = std::dynamic_pointer_cast<const SdxlSpec>(p.spec);
-  const std::string where = "pipeline '" + p.name + "'";
-  if (!spec) return failed_precondition(where + ": its description is not an SDXL one");
+  TP_ASSIGN_OR_RETURN(auto spec, nn::spec_of<SdxlSpec>(p, "an SDXL"));
   auto runner = std::make_unique<SdxlRunner>(registry, p.name, spec);
-  for (auto [component, slot] : {std::pair{"text_encoder", &runner->clip}, std::pair{"text_encoder_2", &runner->clip2},
-                                 std::pair{"unet", &runner->unet}, std::pair{"vae", &runner->vae}})
-    if (const std::string* m = p.model_for(component)) *slot = *m;
-  if (runner->clip.empty() || runner->clip2.empty() || runner->unet.empty() || runner->vae.empty())
-    return not_found(where + ": a required network is missing from the registry config");
+  TP_TRY(nn::assign_networks(p, {{"text_encoder", &runner->clip},
+                                 {"text_encoder_2", &runner->clip2},
+                                 {"unet", &runner->unet},
+                                 {"vae", &runner->vae}}));
   return std::unique_ptr<PipelineRunner>(std::move(runner));
 }
 
