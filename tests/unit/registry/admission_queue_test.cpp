@@ -46,6 +46,10 @@ TEST(AdmissionQueueTest, EightThreadsThreeModelsTwoFitNoRefusalsWithDefaults) {
   RegistryConfig c = config_of({model("m0", 4 * kGiB), model("m1", 4 * kGiB), model("m2", 4 * kGiB)});
   Harness h(std::move(c), 10 * kGiB);
   constexpr int kThreads = 8, kRounds = 25;
+  // m0 and m1 held here until someone queues for m2, so that the test does
+  // not depend on the scheduler to produce a wait.
+  auto m0 = h.registry->acquire("m0").value();
+  auto m1 = h.registry->acquire("m1").value();
   std::atomic<int> served{0}, refused{0}, off_device{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t)
@@ -62,6 +66,10 @@ TEST(AdmissionQueueTest, EightThreadsThreeModelsTwoFitNoRefusalsWithDefaults) {
         std::this_thread::sleep_for(std::chrono::microseconds(500));
       }
     });
+  EXPECT_TRUE(eventually([&] { return h.registry->stats().admission_queue > 0; }))
+      << "no thread queued for m2 while m0 and m1 were held";
+  m0.release();
+  m1.release();
   for (auto& t : threads) t.join();
   EXPECT_EQ(refused.load(), 0);
   EXPECT_EQ(served.load(), kThreads * kRounds);
