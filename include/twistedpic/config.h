@@ -7,15 +7,17 @@
 //     "preset": "max_gpu_availability",          // or "balanced", "max_speed"
 //     "models": {
 //       "sd3_large": {"model_id": "stabilityai/stable-diffusion-3.5-large", "pipeline_type": "sd3"},
-//       "local":     {"path": "/models/sd35m", "pipeline_type": "sd3", "dtype": "fp16",
+//       "local":     {"path": "/models/sd35m", "pipeline_type": "sd3", "dtype": "fp16", "device": "cuda:1",
 //                     "priority": 5, "pinned": true, "policy": {"idle_timeout_s": 300}},
 //       "flux_dev":  {"model_id": "black-forest-labs/FLUX.1-dev",   // pipeline_type from model_index.json
-//                     "components": {"transformer": "/models/flux1-dev.safetensors"}}
+//                     "components": {"transformer": "/models/flux1-dev.safetensors"},
+//                     "component_devices": {"text_encoder_2": "cuda:1"}}
 //     },
 //     "policy": {"unload_after": "host", "idle_timeout_s": -1, "eager": false,
 //                "lru": {"max_models": 2, "max_bytes": "24GiB"},
 //                "pressure": {"min_free_bytes": "2GiB", "min_free_fraction": 0.1}, "clean_caches": true},
-//     "host_budget_bytes": "32GiB", "device_budget_bytes": 0,
+//     "host_budget_bytes": "32GiB", "device_budget_bytes": 0,   // 0: no budget, on every device
+//     "devices": {"cuda:1": {"budget_bytes": "20GiB"}},          // per device, over device_budget_bytes
 //     "admission_timeout_ms": 300000, "monitor_interval_ms": 250
 //   }
 //
@@ -59,8 +61,11 @@ struct ModelPolicyOverrides {
 // without "pipeline_type" means it.
 inline constexpr const char* kDetectPipelineType = "auto";
 
-// The only ModelConfig::device value accepted today (the default).
-inline constexpr const char* kDefaultModelDevice = "cuda:0";
+// ModelConfig::device's default: the registry's first device
+// (RegistryOptions::devices[0]).
+inline constexpr const char* kDefaultModelDevice = "";
+// ModelConfig::device meaning "the registry picks at each load from disk".
+inline constexpr const char* kAutoModelDevice = "auto";
 
 struct TensorSelection;  // internal: a renamed selection of a file's tensors
 
@@ -88,11 +93,23 @@ struct ModelConfig {
   // Default: null (every tensor of its files, as named).
   std::shared_ptr<const TensorSelection> tensor_selection;
   DType dtype = DType::kBF16;
-  // The device the weights go to. Only kDefaultModelDevice is accepted until
-  // multi-device placement lands: every model goes to the registry's device
-  // (default_registry_options' CUDA device, or the CPU device without one),
-  // and any other value is kInvalidArgument rather than silently ignored.
+  // The device the weights go to, by its registry name (RegistryDevice::name:
+  // "cuda:1", "cpu"). "" (kDefaultModelDevice): the registry's first device.
+  // "auto" (kAutoModelDevice): at each load from disk the registry picks the
+  // device where the model fits with the fewest and cheapest evictions, then
+  // the one with the most usable memory; a model with a host copy reloads to
+  // the device it was placed on. "cuda:0" on a registry of one device that
+  // has another name (the CPU device, a simulated one) means that device, so
+  // configs written for one GPU run anywhere. A name the registry lacks is
+  // kInvalidArgument at ModelRegistry::create, naming the devices it has.
   std::string device = kDefaultModelDevice;
+  // Per network of a pipeline, by component (JSON "component_devices"): the
+  // device of that network, over `device` ({"text_encoder_2": "cuda:1"} puts
+  // Flux's T5 on a second GPU and leaves the transformer on `device`). The
+  // pipeline moves the text embeddings to the denoiser's device once per
+  // request. A component the pipeline lacks is kInvalidArgument at
+  // expand_pipeline_components. Default: none.
+  std::map<std::string, std::string> component_devices;
   // Lower priorities are evicted first. Default: 0.
   int priority = 0;
   // A pinned model is never evicted by a policy (explicit unload still works).
@@ -111,6 +128,8 @@ struct PolicyConfig {
   Tier unload_after = Tier::kDevice;  // kDevice: keep after the last lease
   double idle_timeout_s = -1;         // negative: never
   Tier idle_unload_to = Tier::kHost;
+  // LRU limits apply per device: at most lru_max_models models and
+  // lru_max_bytes bytes on each of the registry's devices.
   size_t lru_max_models = 0;          // 0: no limit
   uint64_t lru_max_bytes = 0;         // 0: no limit
   uint64_t min_free_bytes = 0;        // pressure headroom on the device, counting other processes
@@ -159,6 +178,12 @@ struct PipelineConfig {
   }
 };
 
+// Settings of one device of the registry (JSON "devices": {"cuda:1": {...}}).
+struct DeviceConfig {
+  // Device bytes twistedpic may hold there; nullopt: device_budget_bytes.
+  std::optional<uint64_t> budget_bytes;
+};
+
 // RegistryConfig::admission_timeout's default (JSON admission_timeout_ms: 300000).
 inline constexpr std::chrono::milliseconds kDefaultAdmissionTimeout{5 * 60 * 1000};
 
@@ -169,8 +194,11 @@ struct RegistryConfig {
   PolicyConfig policy;
   // Pinned host memory the host tier may keep. nullopt: half of physical RAM.
   std::optional<uint64_t> host_budget_bytes;
-  // Device bytes twistedpic may hold; 0: as much as is free.
+  // Device bytes twistedpic may hold on each device; 0: as much as is free.
   uint64_t device_budget_bytes = 0;
+  // Per-device settings by device name; a name the registry lacks is
+  // kInvalidArgument at ModelRegistry::create. Default: none.
+  std::map<std::string, DeviceConfig, std::less<>> devices;
   // How long a load waits for device memory (leases to end, loads ahead of it
   // in the FIFO admission queue) before failing with kResourceExhausted.
   // 0: fail at once, no queue. Default: kDefaultAdmissionTimeout (5 minutes:

@@ -62,9 +62,14 @@ struct ModelView {
   bool evictable() const { return state == ModelState::kResident && leases == 0 && !config->pinned; }
 };
 
+// A registry with several devices decides per device: admission, LRU limits,
+// pressure and on_idle() see the models of one device (placed there, or
+// loading there) and that device's memory; preload() sees every model and the
+// first device. The host tier (host_bytes, host_budget_bytes) is shared.
 struct RegistryView {
   std::vector<ModelView> models;
   DeviceMemoryInfo device;
+  std::string device_name;         // RegistryDevice::name of `device`
   uint64_t device_bytes = 0;       // held by the registry (sum over residents)
   uint64_t host_bytes = 0;         // pinned host copies held
   uint64_t host_budget_bytes = 0;

@@ -55,12 +55,20 @@ class ModelWeights {
   virtual void drop_device() = 0;
   // Frees the host copy. Never fails.
   virtual void drop_host() = 0;
+  // Device bytes load_to_device() would allocate now beside the weights, for
+  // the time of the load (the engine's conversion scratch, beyond what its
+  // device's scratch pool holds idle); admission counts them. Default: 0.
+  virtual uint64_t load_scratch_bytes() const { return 0; }
 };
 
 class WeightBackend {
  public:
   virtual ~WeightBackend() = default;
   virtual Expected<std::unique_ptr<ModelWeights>> open(const ModelConfig& config) = 0;
+  // Device bytes the backend's scratch pool holds on its device (idle, or
+  // lent to loads in flight); admission counts them as held. Safe from any
+  // thread. Default: 0.
+  virtual uint64_t scratch_bytes_held() const { return 0; }
 };
 
 }  // namespace v0

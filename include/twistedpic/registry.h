@@ -7,10 +7,14 @@
 // disk. Loads are lazy by default and single-flight: concurrent acquires of
 // one model perform one load, and loading one model never blocks acquiring
 // another resident one. Before a load the registry admits it: it estimates
-// the bytes (weights plus the model's workspace reserve), evicts per policy
-// until the model fits, waits up to the admission timeout for leases to end,
-// and otherwise fails with kResourceExhausted stating needed, free and
-// evictable bytes. It never lets a load run into an out-of-memory crash.
+// the bytes (weights, the larger of the model's workspace reserve and the
+// acquire's workspace_bytes, and the weight backend's load scratch), evicts
+// per policy until the model fits, waits up to the admission timeout for
+// leases to end, and otherwise fails with kResourceExhausted stating needed,
+// free and evictable bytes. It never lets a load run into an out-of-memory
+// crash. A registry may span several devices (RegistryOptions::devices): each
+// model lives on the one its config names, or on the one "auto" picks, and
+// admission, budgets, headroom, LRU limits and pressure work per device.
 //
 //   TP_ASSIGN_OR_RETURN(auto registry, tp::ModelRegistry::create(config, options));
 //   {
@@ -59,6 +63,7 @@ inline namespace v0 {
 // One residency transition.
 struct ResidencyEvent {
   std::string model;
+  std::string device;           // the device it moved on or off (RegistryDevice::name)
   Tier from = Tier::kDisk;
   Tier to = Tier::kDisk;
   Reason reason = Reason::kLazy;
@@ -105,6 +110,26 @@ struct ModelInfo {
   // Its load's place in the admission queue (1: next to be admitted) while
   // it waits for device memory; 0: not waiting.
   uint32_t admission_position = 0;
+  // The device it is on, or that its next load goes to ("cuda:1", "cpu");
+  // "auto" for a model configured "auto" that no load has placed yet.
+  std::string device;
+};
+
+// One device of the registry, as stats() sees it (RegistryStats::devices).
+struct DeviceStats {
+  std::string name;               // "cuda:0", "cpu", "simulated:1"
+  uint64_t total_bytes = 0;       // as its monitor reports it (0: unknown)
+  uint64_t free_bytes = 0;
+  uint64_t process_bytes = 0;        // this process's, per the driver (NVML)
+  uint64_t other_process_bytes = 0;  // everyone else's
+  uint64_t headroom_bytes = 0;    // the policy's headroom kept free for others
+  uint64_t budget_bytes = 0;      // the registry's budget on it; 0: as much as is free
+  uint64_t held_bytes = 0;        // model weights the registry holds on it now
+  uint64_t peak_bytes = 0;        // the most it ever held
+  uint64_t reserved_bytes = 0;    // admitted loads in flight (weights + workspace)
+  uint64_t scratch_bytes = 0;     // the weight engine's scratch pool held on it (WeightBackend::scratch_bytes_held)
+  uint64_t admission_queue = 0;   // loads waiting for its memory
+  uint32_t resident_models = 0;
 };
 
 // Load times in milliseconds, in fixed buckets.
@@ -146,6 +171,9 @@ struct RegistryStats {
   uint64_t process_bytes = 0;        // this process's, per the driver (NVML)
   uint64_t other_process_bytes = 0;  // everyone else's
   uint64_t headroom_bytes = 0;       // the policy's headroom kept free for others on this device
+  // Per device, in RegistryOptions::devices order. The device_* and
+  // *process_bytes fields above are the sums over them.
+  std::vector<DeviceStats> devices;
   Histogram load_ms;                // from disk
   Histogram reload_ms;              // from the host tier
 
@@ -155,6 +183,7 @@ struct RegistryStats {
 // What a load would do, without doing it.
 struct LoadPlan {
   std::string model;
+  std::string device;           // where the load would go
   bool resident = false;        // nothing to do
   Tier from = Tier::kDisk;
   uint64_t bytes_to_move = 0;   // the weights
@@ -177,6 +206,13 @@ struct AcquireOptions {
   // Set from another thread to cancel a load this acquire started or waits
   // for, its wait in the admission queue included (seen within ~10 ms).
   const std::atomic<bool>* cancel = nullptr;
+  // Device bytes this use needs beside the weights: the pipeline's estimate
+  // of the request's peak activations on this network. Admission reserves
+  // the weights plus the larger of this and the model's configured
+  // workspace_bytes; for a model already resident it makes sure this much is
+  // free on the model's device (emptying the cache, then evicting unleased
+  // models, as for a load) before handing out the lease. Default: 0.
+  uint64_t workspace_bytes = 0;
 };
 
 class ModelRegistry;
@@ -206,9 +242,26 @@ class TP_EXPORT ModelLease {
   detail::ModelSlot* slot_ = nullptr;
 };
 
-struct RegistryOptions {
+// One device a registry places models on: its weights, its memory truth and
+// its cache clean-up (as RegistryOptions' single-device fields).
+struct RegistryDevice {
+  std::string name;                        // "cuda:1"; what ModelConfig::device names
   std::shared_ptr<WeightBackend> backend;  // required
   std::shared_ptr<DeviceMonitor> monitor;  // required
+  std::function<void()> clean_caches;      // default: none
+};
+
+struct RegistryOptions {
+  // Several devices: each has its own budget (RegistryConfig::devices),
+  // monitor, headroom, admission queue, LRU limits and pressure; a model goes
+  // to the device its config names (ModelConfig::device), or "auto" picks.
+  // Names must be unique and non-empty. Empty: the one device made of backend,
+  // monitor and clean_caches below, named by the monitor. With `devices`,
+  // backend and monitor may only repeat devices[0]'s (for code that reads
+  // them back), and clean_caches must be left unset (give it per device).
+  std::vector<RegistryDevice> devices;
+  std::shared_ptr<WeightBackend> backend;  // required unless `devices` is given
+  std::shared_ptr<DeviceMonitor> monitor;  // required unless `devices` is given
   std::shared_ptr<Clock> clock;            // default: SteadyClock
   // The host's own policies, consulted before the built-ins.
   std::vector<std::shared_ptr<MemoryPolicy>> policies;

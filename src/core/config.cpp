@@ -181,7 +181,7 @@ Status read_policy(const Reader& r, PolicyConfig& p) {
 
 Status read_model(const Reader& r, const std::string& name, ModelConfig& m) {
   TP_TRY(r.reject_unknown({"model_id", "path", "source", "pipeline_type", "components", "checkpoint", "dtype", "device",
-                           "priority", "pinned", "eager", "workspace_bytes", "size_bytes", "policy"}));
+                           "component_devices", "priority", "pinned", "eager", "workspace_bytes", "size_bytes", "policy"}));
   m.name = name;
   int sources = 0;
   for (const char* key : {"model_id", "path", "source"}) {
@@ -216,6 +216,14 @@ Status read_model(const Reader& r, const std::string& name, ModelConfig& m) {
     m.dtype = *t;
   }
   TP_TRY(r.read_string("device", m.device));
+  if (const json* devices = r.get("component_devices")) {
+    if (!devices->is_object()) return r.error("component_devices", "must be an object: component -> device name");
+    for (auto it = devices->begin(); it != devices->end(); ++it) {
+      if (!it->is_string() || it->get<std::string>().empty())
+        return r.error("component_devices." + it.key(), "must be a device name such as 'cuda:1' or 'auto'");
+      m.component_devices[it.key()] = it->get<std::string>();
+    }
+  }
   TP_TRY(r.read_int("priority", m.priority));
   TP_TRY(r.read_bool("pinned", m.pinned));
   if (r.get("eager")) {
@@ -288,7 +296,7 @@ Expected<RegistryConfig> parse_document(const json& doc, std::string_view origin
   Reader root(origin, "", doc);
   // "server": `twistedpic serve`'s settings, read by the server layer
   // (src/server/server_config.cpp); the registry only checks it is an object.
-  TP_TRY(root.reject_unknown({"preset", "models", "policy", "host_budget_bytes", "device_budget_bytes",
+  TP_TRY(root.reject_unknown({"preset", "models", "policy", "host_budget_bytes", "device_budget_bytes", "devices",
                               "admission_timeout_ms", "monitor_interval_ms", "version", "server"}));
   TP_TRY(root.object("server"));
   RegistryConfig config;
@@ -306,6 +314,18 @@ Expected<RegistryConfig> parse_document(const json& doc, std::string_view origin
     config.host_budget_bytes = b;
   }
   TP_TRY(root.read_bytes("device_budget_bytes", config.device_budget_bytes));
+  TP_ASSIGN_OR_RETURN(Reader devices, root.object("devices"));
+  for (auto it = devices.raw().begin(); it != devices.raw().end(); ++it) {
+    TP_ASSIGN_OR_RETURN(Reader d, devices.object(it.key()));
+    TP_TRY(d.reject_unknown({"budget_bytes"}));
+    DeviceConfig dc;
+    if (d.get("budget_bytes")) {
+      uint64_t b = 0;
+      TP_TRY(d.read_bytes("budget_bytes", b));
+      dc.budget_bytes = b;
+    }
+    config.devices.emplace(it.key(), dc);
+  }
   TP_TRY(root.read_millis("admission_timeout_ms", config.admission_timeout));
   TP_TRY(root.read_millis("monitor_interval_ms", config.monitor_interval));
 
@@ -334,6 +354,17 @@ Expected<RegistryConfig> load_registry_config(const std::filesystem::path& file)
   return parse_registry_config(text, file.string());
 }
 
+namespace {
+// A device name: letters, digits and ':._-' ("cuda:1", "cpu", "simulated:0");
+// `or_default`: "" (the registry's first device) too.
+bool valid_device_name(std::string_view name, bool or_default) {
+  if (name.empty()) return or_default;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == ':' || c == '.' || c == '_' || c == '-';
+  });
+}
+}  // namespace
+
 Status validate_registry_config(const RegistryConfig& config) {
   // Durations are added to steady-clock time points: keep them far from overflow.
   constexpr double kMaxSeconds = 10.0 * 365 * 24 * 3600;
@@ -350,13 +381,21 @@ Status validate_registry_config(const RegistryConfig& config) {
     if (!names.insert(m.name).second) return invalid_argument(where + ": duplicate model name");
     if (m.source.empty()) return invalid_argument(where + ": empty source");
     if (m.pipeline_type.empty()) return invalid_argument(where + ".pipeline_type: must not be empty");
-    if (m.device != kDefaultModelDevice)
-      return invalid_argument(where + ".device: model '" + m.name + "': 'device' is '" + m.device + "'; only '" +
-                              kDefaultModelDevice + "' is supported until multi-device placement lands");
+    if (!valid_device_name(m.device, true))
+      return invalid_argument(where + ".device: model '" + m.name + "': 'device' is " + detail::quote(m.device) +
+                              "; expected a device name such as 'cuda:1' or 'cpu', 'auto', or nothing for the "
+                              "registry's first device");
+    for (const auto& [component, device] : m.component_devices)
+      if (device.empty() || !valid_device_name(device, false))
+        return invalid_argument(where + ".component_devices." + component + ": " + detail::quote(device) +
+                                " is not a device name (such as 'cuda:1' or 'auto')");
     if (m.policy.idle_unload_to == Tier::kDevice) return invalid_argument(where + ".policy.idle_unload_to: must be host or disk");
     if (m.policy.idle_timeout_s && too_long(*m.policy.idle_timeout_s))
       return invalid_argument(where + ".policy.idle_timeout_s:" + limit);
   }
+  for (const auto& [name, d] : config.devices)
+    if (name.empty() || name == kAutoModelDevice || !valid_device_name(name, false))
+      return invalid_argument("devices." + name + ": " + detail::quote(name) + " is not a device name (such as 'cuda:1')");
   if (too_long(config.policy.idle_timeout_s)) return invalid_argument("policy.idle_timeout_s:" + limit);
   if (config.admission_timeout.count() < 0 || too_long(config.admission_timeout.count() / 1000.0))
     return invalid_argument("admission_timeout_ms: must be between 0 and 10 years");

@@ -5,7 +5,8 @@
 namespace tp {
 inline namespace v0 {
 
-SimulatedDevice::SimulatedDevice(uint64_t total_bytes) : total_(total_bytes) {}
+SimulatedDevice::SimulatedDevice(uint64_t total_bytes, std::string name)
+    : total_(total_bytes), name_(std::move(name)) {}
 
 Expected<DeviceMemoryInfo> SimulatedDevice::query() {
   std::lock_guard<std::mutex> lock(mu_);

@@ -8,12 +8,17 @@
 // the inputs and acts on the answer with its lock held (RegistryState::admit
 // and RegistryState::load).
 //
+// The registry admits per device: the view holds that device's models and
+// its memory, the budget that device's numbers.
+//
 // The rules:
-//   need      = the incoming model's weight bytes + its workspace reserve;
+//   need      = the request: the incoming model's weight bytes + its
+//               workspace reserve + the backend's load scratch (a resident
+//               model asking for workspace: the workspace alone);
 //   available = the device's free bytes, minus the bytes reserved by admitted
 //               loads still in flight, minus the min_free headroom; with a
 //               device budget, at most the budget minus what the registry
-//               holds and has reserved;
+//               holds (weights and the backend's scratch pool) and has reserved;
 //   evictions = first the policies' limit evictions (LRU), then, while they
 //               leave a shortfall, the victims a VictimOrder names for it
 //               (the registry's: the policy chain's select_victims, falling
@@ -46,12 +51,23 @@ namespace tp::detail {
 struct AdmissionBudget {
   uint64_t reserved_bytes = 0;       // admitted loads in flight, not on the device yet
   uint64_t min_free_bytes = 0;       // headroom to leave free (PolicyConfig::headroom_bytes)
-  uint64_t device_budget_bytes = 0;  // the registry's device budget; 0: none
+  uint64_t device_budget_bytes = 0;  // the registry's budget on the device; 0: none
+  uint64_t scratch_bytes = 0;        // the backend's scratch pool held there (WeightBackend::scratch_bytes_held)
+  std::string device_name;           // for the message
+};
+
+// What the incoming model asks for.
+struct AdmissionRequest {
+  uint64_t weight_bytes = 0;     // 0: the model is resident; only its workspace is asked for
+  uint64_t workspace_bytes = 0;  // max(ModelConfig::workspace_bytes, AcquireOptions::workspace_bytes)
+  uint64_t scratch_bytes = 0;    // ModelWeights::load_scratch_bytes() of a load
+  uint64_t total() const { return weight_bytes + workspace_bytes + scratch_bytes; }
 };
 
 // What admission found: whether the model fits, and the evictions that make it fit.
 struct Admission {
-  uint64_t need = 0;             // weights + workspace
+  uint64_t need = 0;             // weights + workspace + load scratch (request.total())
+  AdmissionRequest request;
   uint64_t avail = 0;            // usable now, before evictions
   std::vector<Eviction> evictions;
   uint64_t evicted_bytes = 0;    // device bytes the evictions free
@@ -64,6 +80,7 @@ struct Admission {
   bool fits = false;
   uint64_t headroom = 0;         // the budget's min_free_bytes, for the message
   DeviceMemoryInfo device;       // the view's device, for the evictions' events
+  std::string device_name;       // the budget's, for the message
 };
 
 // Victims freeing at least `shortfall` bytes, chosen among `rest`: the view
@@ -85,12 +102,21 @@ bool is_legal_eviction(ModelState state, uint32_t leases, bool pinned, Tier to);
 // no more models than needed.
 std::vector<Eviction> take_ranked(const RegistryView& view, const std::vector<Eviction>& ranking, uint64_t need);
 
+// The incoming model (in `view` when it is resident or loading) is never a
+// victim, and its own bytes count as neither evictable nor leased.
+Expected<Admission> decide_admission(const RegistryView& view, const ModelView& incoming, const AdmissionBudget& budget,
+                                     const AdmissionRequest& request, const std::vector<Eviction>& limit_evictions,
+                                     const VictimOrder& victims);
+// The same with the request of a load: the incoming's weight bytes and its
+// configured workspace.
 Expected<Admission> decide_admission(const RegistryView& view, const ModelView& incoming, const AdmissionBudget& budget,
                                      const std::vector<Eviction>& limit_evictions, const VictimOrder& victims);
 
 // The kResourceExhausted message of a refused admission: "cannot load '<m>':
-// needs N (weights W + workspace S), free F (after a headroom of H),
-// evictable E, held by leased models L".
+// needs N (weights W + workspace S[ + load scratch C]) on <device>, free F
+// (after a headroom of H), evictable E, held by leased models L"; for a
+// workspace request "cannot run '<m>': needs N of workspace beside its loaded
+// weights on <device>, free F ...".
 std::string exhausted_message(const ModelView& incoming, const Admission& a);
 
 }  // namespace tp::detail

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <set>
 #include <utility>
 
 #include "registry/deadline.h"
@@ -61,18 +62,25 @@ ModelInfo RegistryState::info_of(const ModelSlot& s) const {
   i.last_load_time = s.last_load_time;
   i.last_error = s.last_error;
   i.admission_position = admission_position(s);
+  i.device = device_name_of(s);
   return i;
 }
 
+std::string RegistryState::device_name_of(const ModelSlot& s) const {
+  return s.device >= 0 ? devices[static_cast<size_t>(s.device)].name : std::string(kAutoModelDevice);
+}
+
 uint32_t RegistryState::admission_position(const ModelSlot& s) const {
-  auto it = std::find(admission_queue.begin(), admission_queue.end(), &s);
-  return it == admission_queue.end() ? 0 : static_cast<uint32_t>(it - admission_queue.begin() + 1);
+  if (s.device < 0) return 0;
+  const auto& q = devices[static_cast<size_t>(s.device)].admission_queue;
+  auto it = std::find(q.begin(), q.end(), &s);
+  return it == q.end() ? 0 : static_cast<uint32_t>(it - q.begin() + 1);
 }
 
 // ---- leases, tick, background ------------------------------------------------------
 
 Status RegistryState::ensure_resident(ModelSlot& s, Reason reason, bool allow_evict, const std::atomic<bool>* cancel,
-                                      bool* loaded_here) {
+                                      bool* loaded_here, uint64_t workspace) {
   for (;;) {
     if (closed) return failed_precondition("the registry is shutting down");
     if (s.state == ModelState::kResident) return ok_status();
@@ -82,7 +90,7 @@ Status RegistryState::ensure_resident(ModelSlot& s, Reason reason, bool allow_ev
       continue;
     }
     if (loaded_here) *loaded_here = true;
-    TP_TRY(load(s, reason, allow_evict, cancel));
+    TP_TRY(load(s, reason, allow_evict, cancel, workspace));
   }
 }
 
@@ -92,7 +100,7 @@ void RegistryState::release(ModelSlot& s) {
   --s.leases;
   s.last_use = options.clock->now();
   if (s.leases == 0 && s.state == ModelState::kResident && !closed) {
-    RegistryView v = view();
+    RegistryView v = view(static_cast<size_t>(s.device));
     const ModelView* mv = v.find(s.config.name);
     std::optional<Eviction> act;
     for (const auto& p : chain) {
@@ -122,31 +130,34 @@ std::optional<TimePoint> RegistryState::tick() {
     if (s->state != ModelState::kResident || s->leases > 0) continue;
     if (auto t = expires_at(*s); t && *t <= now) evict(*s, s->idle_unload_to, Reason::kTtl);
   }
-  // LRU limits.
-  {
-    RegistryView v = view();
-    std::vector<Eviction> evs;
-    for (const auto& p : chain) {
-      auto answer = call_host(policy_label(*p), [&] { return p->enforce_limits(v, nullptr); });
-      if (!answer) {
-        log_host_error(answer.error(), "in enforce_limits(); its answer is ignored");
-        continue;
+  for (size_t d = 0; d < devices.size(); ++d) {
+    // LRU limits, per device.
+    {
+      RegistryView v = view(d);
+      std::vector<Eviction> evs;
+      for (const auto& p : chain) {
+        auto answer = call_host(policy_label(*p), [&] { return p->enforce_limits(v, nullptr); });
+        if (!answer) {
+          log_host_error(answer.error(), "in enforce_limits(); its answer is ignored");
+          continue;
+        }
+        for (auto& ev : *answer) evs.push_back(std::move(ev));
       }
-      for (auto& ev : *answer) evs.push_back(std::move(ev));
+      evict_all(d, evs, nullptr);
     }
-    evict_all(evs, nullptr);
-  }
-  // Pressure: keep the headroom free, counting other processes.
-  if (config.policy.min_free_bytes > 0 || config.policy.min_free_fraction > 0) {
-    RegistryView v = view();
-    const uint64_t headroom = config.policy.headroom_bytes(v.device.total_bytes);
-    if (v.device.total_bytes > 0 && v.device.free_bytes < headroom) {
-      uint64_t need = headroom - v.device.free_bytes;
-      auto victims = select_victims(v, need, Reason::kPressure);
-      if (!victims) log_host_error(victims.error(), "in select_victims(); no eviction for pressure this time");
-      int n = victims ? evict_all(*victims, nullptr, &v.device) : 0;
-      if (victims && n == 0)
-        TP_LOG(kDebug, "registry", "under pressure (" << v.device.free_bytes << " bytes free) but nothing is evictable");
+    // Pressure: keep the device's headroom free, counting other processes.
+    if (config.policy.min_free_bytes > 0 || config.policy.min_free_fraction > 0) {
+      RegistryView v = view(d);
+      const uint64_t headroom = config.policy.headroom_bytes(v.device.total_bytes);
+      if (v.device.total_bytes > 0 && v.device.free_bytes < headroom) {
+        uint64_t need = headroom - v.device.free_bytes;
+        auto victims = select_victims(v, need, Reason::kPressure);
+        if (!victims) log_host_error(victims.error(), "in select_victims(); no eviction for pressure this time");
+        int n = victims ? evict_all(d, *victims, nullptr, &v.device) : 0;
+        if (victims && n == 0)
+          TP_LOG(kDebug, "registry", devices[d].name << " under pressure (" << v.device.free_bytes
+                                                     << " bytes free) but nothing is evictable");
+      }
     }
   }
   std::optional<TimePoint> next;
@@ -170,16 +181,17 @@ void RegistryState::background_loop() {
   }
 }
 
-int64_t RegistryState::release_cache() {
-  if (!options.clean_caches) return 0;
+int64_t RegistryState::release_cache(size_t d) {
+  const DeviceBooks& dev = devices[d];
+  if (!dev.clean_caches) return 0;
   mu.unlock();
-  const uint64_t before = device_info().free_bytes;
+  const uint64_t before = device_info(d).free_bytes;
   try {
-    options.clean_caches();
+    dev.clean_caches();
   } catch (...) {
-    TP_LOG(kError, "registry", "the clean-up step threw; the exception was dropped");
+    TP_LOG(kError, "registry", "the clean-up step of " << dev.name << " threw; the exception was dropped");
   }
-  const uint64_t after = device_info().free_bytes;
+  const uint64_t after = device_info(d).free_bytes;
   mu.lock();
   const int64_t back = static_cast<int64_t>(after) - static_cast<int64_t>(before);
   ++stats.cache_releases;
@@ -188,17 +200,19 @@ int64_t RegistryState::release_cache() {
 }
 
 void RegistryState::flush() {
-  if (pending.empty() && !clean_pending) return;
-  const bool clean = clean_pending && config.policy.clean_caches && options.clean_caches;
-  clean_pending = false;
-  if (clean) {
-    const int64_t back = release_cache();  // before publishing: the events carry what it returned
+  for (size_t d = 0; d < devices.size(); ++d) {
+    DeviceBooks& dev = devices[d];
+    const bool clean = dev.clean_pending && config.policy.clean_caches && dev.clean_caches;
+    dev.clean_pending = false;
+    if (!clean) continue;
+    const int64_t back = release_cache(d);  // before publishing: the events carry what it returned
     for (auto it = pending.rbegin(); it != pending.rend(); ++it)
-      if (it->from == Tier::kDevice && !it->failed) {
+      if (it->from == Tier::kDevice && !it->failed && it->device == dev.name) {
         it->cache_bytes_returned = back;
         break;
       }
   }
+  if (pending.empty()) return;
   std::vector<ResidencyEvent> out;
   out.swap(pending);
   mu.unlock();
@@ -254,15 +268,76 @@ void ModelLease::release() {
 
 ModelRegistry::ModelRegistry(std::shared_ptr<RegistryState> state) : state_(std::move(state)) {}
 
+namespace {
+
+// RegistryOptions' devices: `devices`, or the one made of the single-device fields.
+Expected<std::vector<RegistryDevice>> devices_of(const RegistryOptions& options) {
+  if (options.devices.empty()) {
+    if (!options.backend) return invalid_argument("RegistryOptions.backend is required");
+    if (!options.monitor) return invalid_argument("RegistryOptions.monitor is required");
+    return std::vector<RegistryDevice>{{options.monitor->name(), options.backend, options.monitor, options.clean_caches}};
+  }
+  const RegistryDevice& first = options.devices.front();
+  if ((options.backend && options.backend != first.backend) || (options.monitor && options.monitor != first.monitor))
+    return invalid_argument(
+        "RegistryOptions: backend and monitor may only repeat devices[0]'s when `devices` is given");
+  if (options.clean_caches)
+    return invalid_argument("RegistryOptions.clean_caches: give it per device (RegistryDevice.clean_caches) "
+                            "when `devices` is given");
+  std::set<std::string, std::less<>> names;
+  for (size_t i = 0; i < options.devices.size(); ++i) {
+    const RegistryDevice& d = options.devices[i];
+    const std::string where = "RegistryOptions.devices[" + std::to_string(i) + "]";
+    if (d.name.empty()) return invalid_argument(where + ".name is required");
+    if (d.name == kAutoModelDevice) return invalid_argument(where + ".name: 'auto' is reserved");
+    if (!names.insert(d.name).second) return invalid_argument(where + ".name: '" + d.name + "' is given twice");
+    if (!d.backend) return invalid_argument(where + ".backend is required ('" + d.name + "')");
+    if (!d.monitor) return invalid_argument(where + ".monitor is required ('" + d.name + "')");
+  }
+  return options.devices;
+}
+
+// The index of the device `name` names among `devices`: "" the first; "cuda:0"
+// the only one of a single-device registry, whatever its name (configs
+// written for one GPU run on the CPU device); -1 for "auto". kInvalidArgument
+// for a name the registry lacks, listing those it has.
+Expected<int> resolve_device(const std::vector<RegistryDevice>& devices, std::string_view name,
+                             const std::string& what) {
+  if (name.empty()) return 0;
+  if (name == kAutoModelDevice) return -1;
+  for (size_t i = 0; i < devices.size(); ++i)
+    if (devices[i].name == name) return static_cast<int>(i);
+  if (name == "cuda:0" && devices.size() == 1) return 0;
+  std::string have;
+  for (const auto& d : devices) have += (have.empty() ? "" : ", ") + d.name;
+  return invalid_argument(what + ": no device '" + std::string(name) + "' in this registry (its devices: " + have +
+                          "; or 'auto', or nothing for " + devices.front().name + ")");
+}
+
+}  // namespace
+
 Expected<std::unique_ptr<ModelRegistry>> ModelRegistry::create(RegistryConfig config, RegistryOptions options) {
-  if (!options.backend) return invalid_argument("RegistryOptions.backend is required");
-  if (!options.monitor) return invalid_argument("RegistryOptions.monitor is required");
+  TP_ASSIGN_OR_RETURN(std::vector<RegistryDevice> devices, devices_of(options));
   TP_TRY(validate_registry_config(config));
   if (!options.clock) options.clock = std::make_shared<SteadyClock>();
   for (const auto& p : options.policies)
     if (!p) return invalid_argument("RegistryOptions.policies holds a null policy");
 
   auto state = std::make_shared<RegistryState>();
+  state->devices.resize(devices.size());
+  for (size_t i = 0; i < devices.size(); ++i) {
+    detail::DeviceBooks& b = state->devices[i];
+    b.name = devices[i].name;
+    b.backend = devices[i].backend;
+    b.monitor = devices[i].monitor;
+    b.clean_caches = devices[i].clean_caches;
+    b.budget_bytes = config.device_budget_bytes;
+  }
+  for (const auto& [name, dc] : config.devices) {
+    TP_ASSIGN_OR_RETURN(int d, resolve_device(devices, name, "devices." + name));
+    if (d < 0) return invalid_argument("devices.auto: 'auto' is not a device");
+    if (dc.budget_bytes) state->devices[static_cast<size_t>(d)].budget_bytes = *dc.budget_bytes;
+  }
   state->host_budget = config.host_budget_bytes.value_or(detail::physical_ram_bytes() / 2);
   state->chain = options.policies;
   for (auto& p : make_builtin_policies(config)) state->chain.push_back(std::move(p));
@@ -272,6 +347,8 @@ Expected<std::unique_ptr<ModelRegistry>> ModelRegistry::create(RegistryConfig co
     s->unload_after = m.policy.unload_after.value_or(config.policy.unload_after);
     s->idle_timeout_s = m.policy.idle_timeout_s.value_or(config.policy.idle_timeout_s);
     s->idle_unload_to = m.policy.idle_unload_to.value_or(config.policy.idle_unload_to);
+    TP_ASSIGN_OR_RETURN(s->device, resolve_device(devices, m.device, "models." + m.name + ".device: model '" + m.name + "'"));
+    s->auto_device = s->device < 0;
     state->by_name.emplace(m.name, s.get());
     state->slots.push_back(std::move(s));
   }
@@ -281,7 +358,7 @@ Expected<std::unique_ptr<ModelRegistry>> ModelRegistry::create(RegistryConfig co
   std::unique_ptr<ModelRegistry> registry(new ModelRegistry(state));
   {
     MutexLock lk(state->mu);
-    RegistryView v = state->view();
+    RegistryView v = state->view_all();
     std::vector<std::string> eager;
     for (const auto& p : state->chain) {
       auto names = detail::call_host(detail::policy_label(*p), [&] { return p->preload(v); });
@@ -333,10 +410,17 @@ Expected<ModelLease> ModelRegistry::acquire(std::string_view name, const Acquire
   MutexLock lk(state_->mu);
   TP_ASSIGN_OR_RETURN(ModelSlot * s, state_->find(name));
   bool missed = false;
-  Status st = state_->ensure_resident(*s, Reason::kLazy, true, options.cancel, &missed);
-  if (!st) {
-    state_->flush();
-    return tl::unexpected(st.error());
+  for (;;) {
+    Status st = state_->ensure_resident(*s, Reason::kLazy, true, options.cancel, &missed, options.workspace_bytes);
+    // The workspace beside resident weights: made usable before the lease
+    // (a check, not a reservation: the activations count as used on the
+    // device once allocated).
+    if (st && options.workspace_bytes > 0) st = state_->make_workspace(*s, options.workspace_bytes, options.cancel);
+    if (!st) {
+      state_->flush();
+      return tl::unexpected(st.error());
+    }
+    if (s->state == ModelState::kResident) break;  // else it left while we waited: load it again
   }
   ++s->leases;  // taken under the same lock hold that saw the model resident
   s->used = true;
@@ -400,26 +484,47 @@ Expected<LoadPlan> ModelRegistry::plan(std::string_view name) const {
   TP_ASSIGN_OR_RETURN(ModelSlot * s, state_->find(name));
   LoadPlan p;
   p.model = s->config.name;
+  p.device = state_->device_name_of(*s);
   if (s->state == ModelState::kResident) {
     p.resident = p.fits = true;
     p.from = Tier::kDevice;
-    p.explanation = "'" + p.model + "' is already on the device";
+    p.explanation = "'" + p.model + "' is already on " + p.device;
     return p;
   }
-  // Admission needs the weights' size: ask the backend when not opened yet.
+  // Admission needs the weights' size: ask the backend when not opened yet
+  // (the first device's for an unplaced "auto" model).
   ModelSlot probe;
   const ModelSlot* subject = s;
+  const bool at_rest = !s->in_transition();
+  std::unique_ptr<ModelWeights> probe_weights;
   if (!s->weights) {
     ModelConfig cfg = s->config;
+    const size_t open_on = s->device >= 0 ? static_cast<size_t>(s->device) : 0;
     lk.unlock();
-    auto opened = state_->open_weights(cfg);
+    auto opened = state_->open_weights(cfg, open_on);
     lk.lock();
     if (!opened) return tl::unexpected(opened.error());
     probe.config = cfg;
     probe.weight_bytes = opened->second;
+    probe.device = s->device;
+    probe_weights = std::move(opened->first);
     subject = &probe;
   }
-  TP_ASSIGN_OR_RETURN(detail::Admission a, state_->admit(*subject));
+  detail::AdmissionRequest req = state_->load_request(*subject, 0, at_rest);
+  if (probe_weights) req.scratch_bytes = probe_weights->load_scratch_bytes();
+  size_t d = 0;
+  if (subject->device >= 0) {
+    d = static_cast<size_t>(subject->device);
+  } else {
+    TP_ASSIGN_OR_RETURN(d, state_->pick_device(*subject, req));
+    p.device = state_->devices[d].name;
+  }
+  detail::Admission a;
+  {
+    auto admitted = state_->admit(*subject, d, req);
+    if (!admitted) return tl::unexpected(admitted.error());
+    a = std::move(*admitted);
+  }
   p.from = s->host_bytes > 0 ? Tier::kHost : Tier::kDisk;
   p.bytes_to_move = subject->weight_bytes;
   p.needed_bytes = a.need;
@@ -427,7 +532,7 @@ Expected<LoadPlan> ModelRegistry::plan(std::string_view name) const {
   p.evictions = a.evictions;
   p.bytes_evicted = a.evicted_bytes;
   p.fits = a.fits;
-  p.explanation = a.fits ? "load '" + p.model + "' from " + std::string(tier_name(p.from)) + ": " +
+  p.explanation = a.fits ? "load '" + p.model + "' from " + std::string(tier_name(p.from)) + " to " + p.device + ": " +
                                std::to_string(p.bytes_to_move) + " bytes, evicting " +
                                std::to_string(p.evictions.size()) + " model(s) (" + std::to_string(p.bytes_evicted) +
                                " bytes)"
@@ -443,23 +548,44 @@ std::optional<TimePoint> ModelRegistry::tick() {
 uint64_t ModelRegistry::release_caches(bool force) {
   MutexLock lk(state_->mu);
   if (state_->closed || !(force || state_->config.policy.clean_caches)) return 0;
-  const int64_t back = state_->release_cache();
+  uint64_t back = 0;
+  for (size_t d = 0; d < state_->devices.size(); ++d)
+    if (const int64_t b = state_->release_cache(d); b > 0) back += static_cast<uint64_t>(b);
   state_->flush();
-  return back > 0 ? static_cast<uint64_t>(back) : 0;
+  return back;
 }
 
 RegistryStats ModelRegistry::stats() const {
   MutexLock lk(state_->mu);
   RegistryStats out = detail::snapshot(state_->stats, state_->device_bytes_held(), state_->host_bytes_held());
-  const DeviceMemoryInfo d = state_->device_info();
-  out.device_total_bytes = d.total_bytes;
-  out.device_free_bytes = d.free_bytes;
-  out.process_bytes = d.process_bytes;
-  out.other_process_bytes = d.other_bytes;
-  out.headroom_bytes = state_->config.policy.headroom_bytes(d.total_bytes);
-  out.admission_queue = state_->admission_queue.size();
-  for (const ModelSlot* q : state_->admission_queue)
-    out.admission_queue_bytes += q->weight_bytes + q->config.workspace_bytes;
+  for (size_t i = 0; i < state_->devices.size(); ++i) {
+    const detail::DeviceBooks& dev = state_->devices[i];
+    const DeviceMemoryInfo d = state_->device_info(i);
+    DeviceStats ds;
+    ds.name = dev.name;
+    ds.total_bytes = d.total_bytes;
+    ds.free_bytes = d.free_bytes;
+    ds.process_bytes = d.process_bytes;
+    ds.other_process_bytes = d.other_bytes;
+    ds.headroom_bytes = state_->config.policy.headroom_bytes(d.total_bytes);
+    ds.budget_bytes = dev.budget_bytes;
+    ds.held_bytes = state_->device_bytes_held(i);
+    ds.peak_bytes = dev.peak_bytes;
+    ds.reserved_bytes = dev.reserved_bytes;
+    ds.scratch_bytes = dev.backend->scratch_bytes_held();
+    ds.admission_queue = dev.admission_queue.size();
+    for (const auto& s : state_->slots)
+      if (s->device == static_cast<int>(i) && s->state == ModelState::kResident) ++ds.resident_models;
+    out.device_total_bytes += ds.total_bytes;
+    out.device_free_bytes += ds.free_bytes;
+    out.process_bytes += ds.process_bytes;
+    out.other_process_bytes += ds.other_process_bytes;
+    out.headroom_bytes += ds.headroom_bytes;
+    out.admission_queue += ds.admission_queue;
+    for (const ModelSlot* q : dev.admission_queue)
+      out.admission_queue_bytes += q->weight_bytes + q->config.workspace_bytes;
+    out.devices.push_back(std::move(ds));
+  }
   return out;
 }
 

@@ -16,6 +16,8 @@ struct SimulatedBackend::State {
   uint64_t host_bytes = 0;               // guarded by mu
   uint64_t loads = 0;                    // guarded by mu
   uint64_t disk_loads = 0;               // guarded by mu
+  uint64_t load_scratch = 0;             // guarded by mu
+  uint64_t scratch_pool = 0;             // guarded by mu
 
   Status take_host(uint64_t bytes) {
     std::lock_guard<std::mutex> lock(mu);
@@ -46,6 +48,10 @@ class SimulatedWeights final : public ModelWeights {
   }
 
   uint64_t device_bytes() const override { return bytes_; }
+  uint64_t load_scratch_bytes() const override {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    return state_->load_scratch;
+  }
   uint64_t host_bytes() const override { return on_host_ ? bytes_ : 0; }
   bool on_device() const override { return on_device_; }
 
@@ -59,7 +65,13 @@ class SimulatedWeights final : public ModelWeights {
       if (from == Tier::kDisk && state_->fail_next_load.erase(name_))
         return data_loss("simulated read error while loading '" + name_ + "' from disk");
     }
-    TP_TRY(state_->device->allocate(bytes_));
+    const uint64_t scratch = load_scratch_bytes();
+    if (scratch) TP_TRY(state_->device->allocate(scratch));
+    if (Status st = state_->device->allocate(bytes_); !st) {
+      if (scratch) state_->device->release(scratch);
+      return st;
+    }
+    if (scratch) state_->device->release(scratch);
     if (ctx.progress) ctx.progress(bytes_, bytes_);
     on_device_ = true;
     std::lock_guard<std::mutex> lock(state_->mu);
@@ -113,6 +125,27 @@ Expected<std::unique_ptr<ModelWeights>> SimulatedBackend::open(const ModelConfig
   if (config.size_bytes == 0)
     return invalid_argument("models." + config.name + ".size_bytes: the simulated backend needs the model's size");
   return std::unique_ptr<ModelWeights>(std::make_unique<SimulatedWeights>(state_, config.name, config.size_bytes));
+}
+
+uint64_t SimulatedBackend::scratch_bytes_held() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return state_->scratch_pool;
+}
+
+void SimulatedBackend::set_load_scratch_bytes(uint64_t bytes) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  state_->load_scratch = bytes;
+}
+
+Status SimulatedBackend::set_scratch_pool_bytes(uint64_t bytes) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  if (bytes > state_->scratch_pool) {
+    TP_TRY(state_->device->allocate(bytes - state_->scratch_pool));
+  } else if (bytes < state_->scratch_pool) {
+    state_->device->release(state_->scratch_pool - bytes);
+  }
+  state_->scratch_pool = bytes;
+  return ok_status();
 }
 
 void SimulatedBackend::fail_next_load(const std::string& model) {

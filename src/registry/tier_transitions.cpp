@@ -28,10 +28,11 @@ constexpr Duration kAdmissionSlice = std::chrono::milliseconds(10);
 
 double to_ms(Duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
-ResidencyEvent make_event(const std::string& model, Tier from, Tier to, Reason reason, uint64_t bytes = 0,
-                          double ms = 0) {
+ResidencyEvent make_event(const std::string& model, const std::string& device, Tier from, Tier to, Reason reason,
+                          uint64_t bytes = 0, double ms = 0) {
   ResidencyEvent ev;
   ev.model = model;
+  ev.device = device;
   ev.from = from;
   ev.to = to;
   ev.reason = reason;
@@ -81,7 +82,8 @@ uint64_t RegistryState::drop_host_copy(ModelSlot& s, Reason reason) {
   if (s.state != ModelState::kResident) {  // a resident model keeps its tier and just loses the copy
     s.tier = Tier::kDisk;
     if (s.state == ModelState::kOffloaded) s.state = ModelState::kUnloaded;
-    record_event(make_event(s.config.name, Tier::kHost, Tier::kDisk, reason, bytes));
+    record_event(make_event(s.config.name, device_name_of(s), Tier::kHost, Tier::kDisk, reason, bytes));
+    if (s.auto_device) s.device = -1;  // on disk: the next load places it afresh
   }
   return bytes;
 }
@@ -112,8 +114,9 @@ UnloadReport RegistryState::evict(ModelSlot& s, Tier to, Reason reason, const De
   uint64_t bytes = s.device_bytes;
   const uint64_t host_reserved = to == Tier::kHost && s.host_bytes == 0 ? bytes : 0;
   host_inflight += host_reserved;
-  uint64_t free_before = device_info().free_bytes;
-  const uint64_t held_before = device_bytes_held();
+  const auto d = static_cast<size_t>(s.device);
+  uint64_t free_before = device_info(d).free_bytes;
+  const uint64_t held_before = device_bytes_held(d);
   TimePoint t0 = options.clock->now();
   bool had_host = s.host_bytes > 0;
 
@@ -135,39 +138,43 @@ UnloadReport RegistryState::evict(ModelSlot& s, Tier to, Reason reason, const De
   mu.lock();
 
   host_inflight -= host_reserved;
-  uint64_t free_after = device_info().free_bytes;
+  uint64_t free_after = device_info(d).free_bytes;
   UnloadReport report{Tier::kDevice, to, bytes, static_cast<int64_t>(free_after) - static_cast<int64_t>(free_before)};
   s.state = to == Tier::kHost ? ModelState::kOffloaded : ModelState::kUnloaded;
   s.tier = to;
   s.device_bytes = 0;
   s.host_bytes = s.weights->host_bytes();
   count_eviction(stats, reason, to == Tier::kHost && !had_host ? s.host_bytes : 0, report.bytes_returned);
-  ResidencyEvent ev = make_event(s.config.name, Tier::kDevice, to, reason, bytes, to_ms(options.clock->now() - t0));
+  ResidencyEvent ev =
+      make_event(s.config.name, devices[d].name, Tier::kDevice, to, reason, bytes, to_ms(options.clock->now() - t0));
   ev.bytes_returned = report.bytes_returned;
   if (seen && reason == Reason::kPressure) {
     ev.ours_bytes = seen->process_bytes ? seen->process_bytes : held_before;
     ev.others_bytes = seen->other_bytes;
   }
   record_event(std::move(ev));
-  clean_pending = true;
+  devices[d].clean_pending = true;
+  if (to == Tier::kDisk && s.auto_device) s.device = -1;  // on disk: the next load places it afresh
   cv.notify_all();
   return report;
 }
 
-// A policy may evict only resident, unleased, unpinned models.
-ModelSlot* RegistryState::legal_victim(const Eviction& ev, const ModelSlot* incoming) const {
+// A policy may evict only resident, unleased, unpinned models, of the device it decides for.
+ModelSlot* RegistryState::legal_victim(size_t d, const Eviction& ev, const ModelSlot* incoming) const {
   auto it = by_name.find(ev.model);
   if (it == by_name.end()) return nullptr;
   ModelSlot* v = it->second;
-  if (v == incoming || !is_legal_eviction(v->state, v->leases, v->config.pinned, ev.to)) return nullptr;
+  if (v == incoming || v->device != static_cast<int>(d) ||
+      !is_legal_eviction(v->state, v->leases, v->config.pinned, ev.to))
+    return nullptr;
   return v;
 }
 
-int RegistryState::evict_all(const std::vector<Eviction>& evs, const ModelSlot* incoming,
+int RegistryState::evict_all(size_t d, const std::vector<Eviction>& evs, const ModelSlot* incoming,
                              const DeviceMemoryInfo* seen) {
   int n = 0;
   for (const auto& ev : evs) {
-    if (ModelSlot* v = legal_victim(ev, incoming)) {
+    if (ModelSlot* v = legal_victim(d, ev, incoming)) {
       evict(*v, ev.to, ev.reason, seen);
       ++n;
     }
@@ -177,11 +184,12 @@ int RegistryState::evict_all(const std::vector<Eviction>& evs, const ModelSlot* 
 
 // ---- onto the device --------------------------------------------------------------
 
-Expected<std::pair<std::unique_ptr<ModelWeights>, uint64_t>> RegistryState::open_weights(
-    const ModelConfig& config) const {
-  auto opened = call_host("the weight backend opening '" + config.name + "'",
+Expected<std::pair<std::unique_ptr<ModelWeights>, uint64_t>> RegistryState::open_weights(const ModelConfig& config,
+                                                                                       size_t d) const {
+  const std::string of = devices.size() > 1 ? " of " + devices[d].name : "";
+  auto opened = call_host("the weight backend" + of + " opening '" + config.name + "'",
                           [&]() -> Expected<std::pair<std::unique_ptr<ModelWeights>, uint64_t>> {
-                            TP_ASSIGN_OR_RETURN(auto weights, options.backend->open(config));
+                            TP_ASSIGN_OR_RETURN(auto weights, devices[d].backend->open(config));
                             const uint64_t bytes = weights->device_bytes();
                             return std::make_pair(std::move(weights), bytes);
                           });
@@ -189,14 +197,32 @@ Expected<std::pair<std::unique_ptr<ModelWeights>, uint64_t>> RegistryState::open
   return std::move(*opened);
 }
 
-Status RegistryState::wait_for_admission(ModelSlot& s, bool allow_evict, const std::atomic<bool>* cancel) {
+Status RegistryState::open_on(ModelSlot& s, size_t d) {
+  std::unique_ptr<ModelWeights> old = std::move(s.weights);  // another backend's: nothing on a device, no host copy
+  ModelConfig cfg = s.config;
+  mu.unlock();
+  old.reset();
+  auto opened = open_weights(cfg, d);
+  mu.lock();
+  s.weights_device = -1;
+  if (!opened) return tl::unexpected(opened.error());
+  s.weight_bytes = opened->second;
+  s.weights = std::move(opened->first);
+  s.weights_device = static_cast<int>(d);
+  return ok_status();
+}
+
+Status RegistryState::wait_for_admission(ModelSlot& s, size_t d, const AdmissionRequest& req, bool allow_evict,
+                                         const std::atomic<bool>* cancel) {
+  DeviceBooks& dev = devices[d];
+  const bool workspace_only = req.weight_bytes == 0;
   const Deadline deadline(*options.clock, config.admission_timeout);
   bool queued = false;
   bool cache_released = false;  // once per admission: the cache first, then evictions
   // Every way out leaves the queue, and wakes the waiter now at its front.
   auto leave = [&](Status st) TP_REQUIRES(mu) -> Status {
     if (queued) {
-      admission_queue.erase(std::find(admission_queue.begin(), admission_queue.end(), &s));
+      dev.admission_queue.erase(std::find(dev.admission_queue.begin(), dev.admission_queue.end(), &s));
       cv.notify_all();
     }
     return st;
@@ -209,34 +235,39 @@ Status RegistryState::wait_for_admission(ModelSlot& s, bool allow_evict, const s
     if (closed) return leave(failed_precondition("the registry is shutting down"));
     if (cancel && cancel->load()) {
       if (queued) ++stats.admission_cancels;
-      return leave(tl::unexpected(Error{ErrorCode::kCancelled, "loading '" + s.config.name + "' was cancelled"}));
+      return leave(tl::unexpected(Error{ErrorCode::kCancelled, (workspace_only ? "acquiring '" : "loading '") +
+                                                                   s.config.name + "' was cancelled"}));
     }
-    auto admitted = admit(s);
+    // A resident model asking for workspace that left the device meanwhile:
+    // its caller loads it again, workspace included.
+    if (workspace_only && s.state != ModelState::kResident) return leave(ok_status());
+    auto admitted = admit(s, d, req);
     if (!admitted) return leave(tl::unexpected(admitted.error()));  // a policy threw: nothing moved yet
     const Admission& a = *admitted;
-    const bool front = admission_queue.empty() || admission_queue.front() == &s;
+    const bool front = dev.admission_queue.empty() || dev.admission_queue.front() == &s;
     if (front) {
       if (a.fits && a.evictions.empty()) return leave(ok_status());
-      if (!cache_released && options.clean_caches) {
+      if (!cache_released && dev.clean_caches) {
         // Cached allocator blocks go back to the driver before any model is
         // evicted for room (with mu released); then admission looks again.
         cache_released = true;
-        release_cache();
+        release_cache(d);
         continue;
       }
       if (a.fits && allow_evict) {
-        if (evict_all(a.evictions, &s, &a.device) > 0) continue;
+        if (evict_all(d, a.evictions, &s, &a.device) > 0) continue;
       }
       // Waiting helps when leases may end or other transitions finish, and
       // the model could fit once they have.
-      const bool may_wait = a.busy || reserved_bytes > 0 || (a.leased_bytes > 0 && a.could_fit);
+      const bool may_wait = a.busy || dev.reserved_bytes > 0 || (a.leased_bytes > 0 && a.could_fit);
       if (!may_wait || deadline.passed()) return refuse(a, "");
     } else if (deadline.passed()) {
-      const size_t ahead = queued ? admission_position(s) - 1 : admission_queue.size();
-      return refuse(a, " (behind " + std::to_string(ahead) + " earlier load(s) in the admission queue)");
+      const size_t ahead = queued ? admission_position(s) - 1 : dev.admission_queue.size();
+      return refuse(a, " (behind " + std::to_string(ahead) + " earlier load(s) in the admission queue of " +
+                           dev.name + ")");
     }
     if (!queued) {
-      admission_queue.push_back(&s);
+      dev.admission_queue.push_back(&s);
       queued = true;
       ++stats.admission_waits;
     }
@@ -246,37 +277,55 @@ Status RegistryState::wait_for_admission(ModelSlot& s, bool allow_evict, const s
   }
 }
 
-Status RegistryState::load(ModelSlot& s, Reason reason, bool allow_evict, const std::atomic<bool>* cancel) {
+Status RegistryState::make_workspace(ModelSlot& s, uint64_t workspace, const std::atomic<bool>* cancel) {
+  TP_ASSERT(s.state == ModelState::kResident && s.device >= 0);
+  AdmissionRequest req;
+  req.workspace_bytes = workspace;
+  return wait_for_admission(s, static_cast<size_t>(s.device), req, /*allow_evict=*/true, cancel);
+}
+
+Status RegistryState::load(ModelSlot& s, Reason reason, bool allow_evict, const std::atomic<bool>* cancel,
+                           uint64_t workspace) {
   TP_ASSERT(!s.in_transition() && s.state != ModelState::kResident);
   const ModelState prev_state = s.state;
   s.state = ModelState::kLoading;  // claims the single flight
+  bool placed_here = false;
   auto give_up = [&](Error err, bool failed) TP_REQUIRES(mu) -> Status {
     s.state = failed ? ModelState::kFailed : prev_state;
     if (failed) {
       s.last_error = err.message;
       ++stats.load_failures;
-      ResidencyEvent ev = make_event(s.config.name, s.tier, Tier::kDevice, reason);
+      ResidencyEvent ev = make_event(s.config.name, device_name_of(s), s.tier, Tier::kDevice, reason);
       ev.failed = true;
       ev.error = err.message;
       record_event(std::move(ev));
     }
+    if (placed_here && s.host_bytes == 0) s.device = -1;  // not loaded: placed afresh next time
     cv.notify_all();
     return tl::unexpected(std::move(err));
   };
 
-  if (!s.weights) {
-    mu.unlock();
-    auto opened = open_weights(s.config);
-    mu.lock();
-    if (!opened) return give_up(opened.error(), true);
-    s.weight_bytes = opened->second;
-    s.weights = std::move(opened->first);
+  if (s.device < 0) {
+    // An "auto" model on disk: its size from any backend (the one that
+    // opened it before, or the first device's), then the device it suits.
+    if (!s.weights)
+      if (Status st = open_on(s, 0); !st) return give_up(st.error(), true);
+    auto picked = pick_device(s, load_request(s, workspace, true));
+    if (!picked) return give_up(picked.error(), false);
+    s.device = static_cast<int>(*picked);
+    placed_here = true;
   }
+  const auto d = static_cast<size_t>(s.device);
+  if (!s.weights || s.weights_device != s.device)
+    if (Status st = open_on(s, d); !st) return give_up(st.error(), true);
 
-  if (Status admitted = wait_for_admission(s, allow_evict, cancel); !admitted) return give_up(admitted.error(), false);
+  const AdmissionRequest req = load_request(s, workspace, true);
+  if (Status admitted = wait_for_admission(s, d, req, allow_evict, cancel); !admitted)
+    return give_up(admitted.error(), false);
 
-  const uint64_t need = s.weight_bytes + s.config.workspace_bytes;
-  reserved_bytes += need;
+  DeviceBooks& dev = devices[d];
+  const uint64_t need = req.total();
+  dev.reserved_bytes += need;
   const Tier from = s.host_bytes > 0 ? Tier::kHost : Tier::kDisk;
   const TimePoint t0 = options.clock->now();
   mu.unlock();
@@ -285,7 +334,7 @@ Status RegistryState::load(ModelSlot& s, Reason reason, bool allow_evict, const 
   Status loaded = called ? std::move(*called) : Status(tl::unexpected(called.error()));
   if (!loaded) drop_weights(s, true, false);  // a failed load leaves nothing on the device
   mu.lock();
-  reserved_bytes -= need;
+  dev.reserved_bytes -= need;
   if (!loaded) {
     bool was_cancel = loaded.error().code == ErrorCode::kCancelled;
     s.host_bytes = s.weights->host_bytes();
@@ -301,11 +350,15 @@ Status RegistryState::load(ModelSlot& s, Reason reason, bool allow_evict, const 
   s.last_use = options.clock->now();
   ++s.load_count;
   s.last_load_time = took;
-  uint64_t held = 0;  // resident models only: those leaving have freed or are freeing theirs
+  uint64_t held = 0, held_here = 0;  // resident models only: those leaving have freed or are freeing theirs
   for (const auto& m : slots)
-    if (m->state == ModelState::kResident) held += m->device_bytes;
+    if (m->state == ModelState::kResident) {
+      held += m->device_bytes;
+      if (m->device == s.device) held_here += m->device_bytes;
+    }
+  dev.peak_bytes = std::max(dev.peak_bytes, held_here);
   count_load(stats, from, s.device_bytes, to_ms(took), held);
-  record_event(make_event(s.config.name, from, Tier::kDevice, reason, s.device_bytes, to_ms(took)));
+  record_event(make_event(s.config.name, dev.name, from, Tier::kDevice, reason, s.device_bytes, to_ms(took)));
   cv.notify_all();
   return ok_status();
 }

@@ -1,11 +1,16 @@
 // Test harness: a registry over a SimulatedDevice, a SimulatedBackend and a
-// ManualClock, recording every event.
+// ManualClock, recording every event (Harness); or over several of them
+// (MultiHarness).
 #pragma once
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
+#include <functional>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "twistedpic/registry.h"
@@ -14,6 +19,17 @@
 #include "twistedpic/testing/simulated_device.h"
 
 namespace tp::testing {
+
+// Polls `done` for up to 10 s of real time: a bounded wait for another
+// thread's progress, not a timing assertion.
+inline bool eventually(const std::function<bool()>& done) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > give_up) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
 
 constexpr uint64_t kMiB = 1ull << 20;
 constexpr uint64_t kGiB = 1ull << 30;
@@ -80,6 +96,96 @@ struct Harness {
     EXPECT_EQ(registry->stats().device_bytes, sum);
   }
 };
+
+// A registry over several SimulatedDevices ("sim:0", "sim:1", ... of the
+// given sizes), each with its own SimulatedBackend and cache clean-up (which
+// empties that device's simulated cache and counts its runs), one ManualClock,
+// recording every event.
+struct MultiHarness {
+  std::vector<std::shared_ptr<SimulatedDevice>> devices;
+  std::vector<std::shared_ptr<SimulatedBackend>> backends;
+  std::vector<std::shared_ptr<std::atomic<int>>> cleanups;
+  std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>();
+  std::unique_ptr<ModelRegistry> registry;
+  std::mutex mu;
+  std::vector<ResidencyEvent> events;
+
+  static Expected<std::unique_ptr<ModelRegistry>> create(RegistryConfig config, MultiHarness& h,
+                                                         const std::vector<uint64_t>& sizes) {
+    RegistryOptions options;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      auto device = std::make_shared<SimulatedDevice>(sizes[i], "sim:" + std::to_string(i));
+      auto backend = std::make_shared<SimulatedBackend>(device);
+      auto runs = std::make_shared<std::atomic<int>>(0);
+      h.devices.push_back(device);
+      h.backends.push_back(backend);
+      h.cleanups.push_back(runs);
+      options.devices.push_back({device->name(), backend, device, [device, runs] {
+                                   ++*runs;
+                                   device->empty_cache();
+                                 }});
+    }
+    if (!config.host_budget_bytes) config.host_budget_bytes = 64 * kGiB;
+    options.clock = h.clock;
+    options.background_thread = false;
+    return ModelRegistry::create(std::move(config), std::move(options));
+  }
+
+  MultiHarness(RegistryConfig config, const std::vector<uint64_t>& sizes) {
+    auto r = create(std::move(config), *this, sizes);
+    EXPECT_TRUE(r) << r.error().to_string();
+    if (r) {
+      registry = std::move(*r);
+      registry->subscribe([this](const ResidencyEvent& ev) {
+        std::lock_guard<std::mutex> lock(mu);
+        events.push_back(ev);
+      });
+    }
+  }
+
+  ModelInfo info(const std::string& name) const { return registry->info(name).value(); }
+  ModelState state(const std::string& name) const { return info(name).state; }
+
+  // "name@device:from->to:reason" for each event so far, then clears them.
+  std::vector<std::string> take_events() {
+    std::lock_guard<std::mutex> lock(mu);
+    std::vector<std::string> out;
+    for (const auto& e : events)
+      out.push_back(e.model + "@" + e.device + ":" + std::string(tier_name(e.from)) + "->" +
+                    std::string(tier_name(e.to)) + ":" + std::string(reason_name(e.reason)) +
+                    (e.failed ? ":failed" : ""));
+    events.clear();
+    return out;
+  }
+
+  // Per device, the bytes the registry accounts there equal the simulated
+  // device's, and the stats' per-device rows add up to their totals.
+  void expect_accounting() const {
+    const RegistryStats st = registry->stats();
+    ASSERT_EQ(st.devices.size(), devices.size());
+    uint64_t held = 0, free = 0, total = 0;
+    for (size_t i = 0; i < devices.size(); ++i) {
+      uint64_t sum = 0;
+      for (const auto& m : registry->list())
+        if (m.device == devices[i]->name()) sum += m.device_bytes;
+      EXPECT_EQ(sum, devices[i]->allocated_bytes()) << devices[i]->name();
+      EXPECT_EQ(st.devices[i].name, devices[i]->name());
+      EXPECT_EQ(st.devices[i].held_bytes, sum) << devices[i]->name();
+      held += st.devices[i].held_bytes;
+      free += st.devices[i].free_bytes;
+      total += st.devices[i].total_bytes;
+    }
+    EXPECT_EQ(st.device_bytes, held);
+    EXPECT_EQ(st.device_free_bytes, free);
+    EXPECT_EQ(st.device_total_bytes, total);
+  }
+};
+
+inline ModelConfig model_on(std::string name, uint64_t bytes, std::string device) {
+  ModelConfig m = model(std::move(name), bytes);
+  m.device = std::move(device);
+  return m;
+}
 
 inline RegistryConfig config_of(std::vector<ModelConfig> models, PolicyConfig policy = {}) {
   RegistryConfig c;

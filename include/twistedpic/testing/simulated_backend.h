@@ -41,6 +41,17 @@ class TP_EXPORT SimulatedBackend final : public WeightBackend {
   SimulatedBackend(std::shared_ptr<SimulatedDevice> device, Hooks hooks);
 
   Expected<std::unique_ptr<ModelWeights>> open(const ModelConfig& config) override;
+  // The scratch pool it holds on the device (set_scratch_pool_bytes).
+  uint64_t scratch_bytes_held() const override;
+
+  // Every load from now on borrows `bytes` of device scratch beside the
+  // weights for its duration (allocated on the device, freed when the load
+  // ends; a load fails with kResourceExhausted when they are not free), as
+  // ModelWeights::load_scratch_bytes() reports. Default: 0.
+  void set_load_scratch_bytes(uint64_t bytes);
+  // Holds a scratch pool of `bytes` on the device between loads (allocated or
+  // released to reach it); kResourceExhausted when they are not free.
+  Status set_scratch_pool_bytes(uint64_t bytes);
 
   // The next load of `model` fails with kDataLoss (a read error).
   void fail_next_load(const std::string& model);

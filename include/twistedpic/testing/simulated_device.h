@@ -20,12 +20,13 @@
 namespace tp {
 inline namespace v0 {
 
-// A device of `total_bytes`; nothing allocated, no external usage.
+// A device of `total_bytes` named `name` (what a registry of several
+// simulated devices calls it); nothing allocated, no external usage.
 class TP_EXPORT SimulatedDevice final : public DeviceMonitor {
  public:
-  explicit SimulatedDevice(uint64_t total_bytes);
+  explicit SimulatedDevice(uint64_t total_bytes, std::string name = "simulated");
 
-  std::string name() const override { return "simulated"; }
+  std::string name() const override { return name_; }
   Expected<DeviceMemoryInfo> query() override;
 
   // Takes `bytes` of device memory; kResourceExhausted when they are not free
@@ -55,6 +56,7 @@ class TP_EXPORT SimulatedDevice final : public DeviceMonitor {
 
  private:
   const uint64_t total_;
+  const std::string name_;
   mutable std::mutex mu_;
   uint64_t allocated_ = 0;  // guarded by mu_
   uint64_t external_ = 0;   // guarded by mu_

@@ -153,9 +153,17 @@ INSTANTIATE_TEST_SUITE_P(
                   "admission_timeout_ms: must be between 0 and 10 years"},
         BadConfig{R"({"models": {"a": {"model_id": "x"}}, "monitor_interval_ms": 9000000000000})",
                   "monitor_interval_ms: must be at most"},
-        BadConfig{R"({"models": {"a": {"model_id": "x", "device": "cuda:1"}}})",
-                  "models.a.device: model 'a': 'device' is 'cuda:1'; only 'cuda:0' is supported until multi-device "
-                  "placement lands"}),
+        BadConfig{R"({"models": {"a": {"model_id": "x", "device": "cuda 1"}}})",
+                  "models.a.device: model 'a': 'device' is 'cuda 1'; expected a device name such as 'cuda:1'"},
+        BadConfig{R"({"models": {"a": {"model_id": "x"}}, "devices": {"cuda:1": {"budget": 5}}})",
+                  "devices.cuda:1.budget: unknown field"},
+        BadConfig{R"({"models": {"a": {"model_id": "x"}}, "devices": {"cuda:1": {"budget_bytes": "lots"}}})",
+                  "devices.cuda:1.budget_bytes: "},
+        BadConfig{R"({"models": {"a": {"model_id": "x"}}, "devices": {"cuda:1": 5}})",
+                  "devices.cuda:1: expected an object"},
+        BadConfig{R"({"models": {"a": {"model_id": "x"}}, "devices": ["cuda:1"]})", "devices: expected an object"},
+        BadConfig{R"({"models": {"a": {"model_id": "x"}}, "devices": {"auto": {}}})",
+                  "devices.auto: 'auto' is not a device name"}),
     [](const ::testing::TestParamInfo<BadConfig>& i) { return "case" + std::to_string(i.index); });
 
 TEST(ConfigTest, ASingleFileCheckpointBesideTheFolder) {
@@ -247,25 +255,27 @@ TEST(ConfigTest, ValidateCatchesCodeBuiltMistakes) {
   EXPECT_THAT(validate_registry_config(c).error().message, HasSubstr("models.a: empty source"));
 }
 
-// ModelConfig.device used to be parsed and then ignored: "cuda:1" landed on
-// device 0. Until placement honours it, anything but the default is refused.
-TEST(ConfigTest, DeviceOtherThanTheDefaultIsRefused) {
+// ModelConfig.device names a device of the registry (checked against its
+// devices by ModelRegistry::create), "auto", or nothing (the first device).
+// The config refuses what cannot be a device name.
+TEST(ConfigTest, DeviceNamesAreCheckedForShapeOnly) {
   auto absent = parse_registry_config(R"({"models": {"a": {"model_id": "x"}}})");
   ASSERT_TRUE(absent) << absent.error().to_string();
-  EXPECT_EQ(absent->models.at(0).device, "cuda:0");
+  EXPECT_EQ(absent->models.at(0).device, "");
   EXPECT_EQ(absent->models.at(0).device, kDefaultModelDevice);
-  auto given = parse_registry_config(R"({"models": {"a": {"model_id": "x", "device": "cuda:0"}}})");
-  ASSERT_TRUE(given) << given.error().to_string();
-  EXPECT_EQ(given->models.at(0).device, "cuda:0");
-
-  for (const char* device : {"cuda:1", "cuda", "cpu", "", "CUDA:0", "cuda:0 ", "cuda:00"}) {
+  for (const char* device : {"cuda:0", "cuda:1", "cpu", "auto", "simulated:2", ""}) {
+    const std::string json = std::string(R"({"models": {"a": {"model_id": "x", "device": ")") + device + R"("}}})";
+    auto given = parse_registry_config(json);
+    ASSERT_TRUE(given) << device << ": " << given.error().to_string();
+    EXPECT_EQ(given->models.at(0).device, device);
+  }
+  for (const char* device : {"cuda:0 ", "cuda 1", "gpu/0", "\u00e9"}) {
     const std::string json =
         std::string(R"({"models": {"sd": {"model_id": "x", "device": ")") + device + R"("}}})";
     auto c = parse_registry_config(json, "twistedpic.json");
     ASSERT_FALSE(c) << device;
     EXPECT_EQ(c.error().code, ErrorCode::kInvalidArgument);
-    EXPECT_THAT(c.error().message, HasSubstr("twistedpic.json: models.sd.device: model 'sd': 'device' is '" +
-                                             std::string(device) + "'; only 'cuda:0' is supported"));
+    EXPECT_THAT(c.error().message, HasSubstr("twistedpic.json: models.sd.device: model 'sd': 'device' is '"));
   }
 
   // A config built in code is held to the same rule (the registry validates it too).
@@ -273,14 +283,28 @@ TEST(ConfigTest, DeviceOtherThanTheDefaultIsRefused) {
   ModelConfig m;
   m.name = "b";
   m.source = "x";
-  m.device = "cuda:1";
+  m.device = "cuda\t1";
   code.models = {m};
   auto st = validate_registry_config(code);
   ASSERT_FALSE(st);
   EXPECT_EQ(st.error().code, ErrorCode::kInvalidArgument);
-  EXPECT_THAT(st.error().message, HasSubstr("models.b.device: model 'b': 'device' is 'cuda:1'"));
-  code.models[0].device = "cuda:0";
+  EXPECT_THAT(st.error().message, HasSubstr("models.b.device: model 'b': 'device' is "));
+  code.models[0].device = "cuda:1";
   EXPECT_TRUE(validate_registry_config(code));
+}
+
+TEST(ConfigTest, PerDeviceBudgets) {
+  auto c = parse_registry_config(R"({"models": {"a": {"model_id": "x"}}, "device_budget_bytes": "8GiB",
+                                     "devices": {"cuda:1": {"budget_bytes": "20GiB"}, "cuda:2": {}}})");
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->device_budget_bytes, 8ull << 30);
+  ASSERT_EQ(c->devices.size(), 2u);
+  EXPECT_EQ(c->devices.at("cuda:1").budget_bytes, 20ull << 30);
+  EXPECT_FALSE(c->devices.at("cuda:2").budget_bytes.has_value());
+  auto twice = parse_registry_config(R"({"models": {"a": {"model_id": "x"}},
+                                         "devices": {"cuda:1": {}, "cuda:1": {"budget_bytes": 1}}})");
+  ASSERT_FALSE(twice);
+  EXPECT_THAT(twice.error().message, HasSubstr("cuda:1"));
 }
 
 // A name with a NUL or another control character cannot travel as a C string

@@ -18,16 +18,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// Polls `done` for up to 10 s of real time.
-bool eventually(const std::function<bool()>& done) {
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > give_up) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
-}
-
 TEST(AdmissionQueueTest, DefaultTimeoutIsMinutes) {
   RegistryConfig c;
   EXPECT_EQ(c.admission_timeout, kDefaultAdmissionTimeout);

@@ -126,6 +126,56 @@ TEST(AdmissionTest, ReservedBytesAndTheDeviceBudgetLimitWhatIsAvailable) {
   EXPECT_EQ(b.admit(in).avail, 0u);
 }
 
+// A request names its parts: weights, workspace (the acquire's, when larger
+// than the config's) and the backend's load scratch; the scratch pool the
+// backend holds counts against the device budget.
+TEST(AdmissionTest, TheRequestsPartsAndTheScratchPoolCount) {
+  Books b(10 * kGiB);
+  b.resident("held", 3 * kGiB);
+  ModelView in = b.incoming("new", 4 * kGiB, 1 * kGiB);
+  AdmissionRequest req;
+  req.weight_bytes = 4 * kGiB;
+  req.workspace_bytes = 2 * kGiB;
+  req.scratch_bytes = 1 * kGiB;
+  b.budget.device_name = "cuda:1";
+  auto victims = [](const RegistryView& rest, uint64_t shortfall) {
+    return Expected<std::vector<Eviction>>(rank_victims(rest, shortfall, Reason::kPressure));
+  };
+  Admission a = decide_admission(b.view, in, b.budget, req, {}, victims).value();
+  EXPECT_EQ(a.need, 7 * kGiB);
+  EXPECT_TRUE(a.fits);
+  b.budget.device_budget_bytes = 9 * kGiB;
+  b.budget.scratch_bytes = 1 * kGiB;  // 9 - (3 held + 1 pool) = 5 < 7: "held" goes
+  a = decide_admission(b.view, in, b.budget, req, {}, victims).value();
+  EXPECT_EQ(a.avail, 5 * kGiB);
+  EXPECT_THAT(names(a), ElementsAre("held"));
+  b.budget.scratch_bytes = 3 * kGiB;  // 9 - (3 + 3) = 3, + 3 evicted < 7
+  a = decide_admission(b.view, in, b.budget, req, {}, victims).value();
+  EXPECT_FALSE(a.fits);
+  EXPECT_THAT(exhausted_message(in, a), HasSubstr("cannot load 'new': needs 7.00 GiB"));
+  EXPECT_THAT(exhausted_message(in, a), HasSubstr("+ load scratch 1.00 GiB"));
+  EXPECT_THAT(exhausted_message(in, a), HasSubstr(") on cuda:1, free 3.00 GiB"));
+}
+
+// A resident model asking for workspace is never its own victim, and its own
+// bytes count as neither evictable nor leased.
+TEST(AdmissionTest, AResidentModelsWorkspaceEvictsOthersNotItself) {
+  Books b(1 * kGiB);
+  b.resident("self", 4 * kGiB, 0, /*last_use_s=*/1);  // the least recently used
+  b.resident("other", 2 * kGiB, 0, 5);
+  ModelView in = *b.view.find("self");
+  AdmissionRequest req;
+  req.workspace_bytes = 2 * kGiB;
+  Admission a = decide_admission(b.view, in, b.budget, req, {}, [](const RegistryView& rest, uint64_t shortfall) {
+                  return Expected<std::vector<Eviction>>(rank_victims(rest, shortfall, Reason::kPressure));
+                }).value();
+  EXPECT_EQ(a.need, 2 * kGiB);
+  EXPECT_TRUE(a.fits);
+  EXPECT_THAT(names(a), ElementsAre("other"));
+  EXPECT_EQ(a.evictable_bytes, 2 * kGiB);
+  EXPECT_THAT(exhausted_message(in, a), HasSubstr("cannot run 'self': needs 2.00 GiB"));
+}
+
 TEST(AdmissionTest, EvictsTheLowestPriorityFirst) {
   Books b(1 * kGiB);
   b.resident("important", 4 * kGiB, /*priority=*/5, /*last_use_s=*/1);

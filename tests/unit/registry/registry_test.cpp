@@ -590,17 +590,6 @@ TEST(RegistryTest, CreateRejectsBadOptions) {
   EXPECT_THAT(r.error().message, HasSubstr("models.a: duplicate model name"));
 }
 
-// Polls `cond` for up to 10 s; a bounded wait, not a timing assertion.
-template <class F>
-bool eventually(F cond) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return true;
-}
-
 TEST(RegistryTest, BackgroundThreadAppliesIdleTimeoutAndPressure) {
   auto device = std::make_shared<SimulatedDevice>(10 * kGiB);
   RegistryConfig c;
