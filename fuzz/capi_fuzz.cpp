@@ -347,10 +347,12 @@ void run(FuzzedDataProvider& f) {
           const uint32_t index = f.ConsumeBool() ? f.ConsumeIntegralInRange<uint32_t>(0, count) : f.ConsumeIntegral<uint32_t>();
           Err e3(f.ConsumeBool());
           tp_code gc = e3.done(tp_model_list_get(&rows[0], list, index, e3.ptr()));
-          check(gc == (index < count && rows[0].struct_size >= sizeof(tp_model_info) ? TP_OK : TP_INVALID_ARGUMENT));
+          // The library accepts any size from v0.1's 120 bytes (tp_model_info grew in v0.2).
+          check(gc == (index < count && rows[0].struct_size >= 120 ? TP_OK : TP_INVALID_ARGUMENT));
           if (gc != TP_OK) continue;
           const tp_model_info& r = rows[0];
           check(r.name && r.source && r.pipeline_type && r.dtype && r.last_error);
+          if (r.struct_size >= sizeof(tp_model_info)) check(r.device != nullptr);
           check(r.state >= TP_STATE_UNLOADED && r.state <= TP_STATE_FAILED && r.tier >= TP_TIER_DEVICE && r.tier <= TP_TIER_DISK);
           check(std::strcmp(r.dtype, "fp32") == 0 || std::strcmp(r.dtype, "fp16") == 0 || std::strcmp(r.dtype, "bf16") == 0);
           check(std::strcmp(tp_state_name(r.state), "?") != 0 && std::strcmp(tp_tier_name(r.tier), "?") != 0);

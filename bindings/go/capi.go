@@ -212,6 +212,7 @@ func modelListRows(list *C.tp_model_list) ([]ModelInfo, error) {
 			LoadCount:    uint64(c.load_count),
 			LastLoad:     millis(c.last_load_ms),
 			LastError:    C.GoString(c.last_error),
+			Device:       C.GoString(c.device),
 		})
 	}
 	return out, nil

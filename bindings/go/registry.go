@@ -34,6 +34,11 @@ type Options struct {
 	// size with simulated weights (each model's config must give "size_bytes"):
 	// for tests and demos of the registry. Simulated weights run no pipeline.
 	SimulatedDeviceBytes uint64
+	// SimulatedDevices, instead, are several named simulated devices, in
+	// order: the registry spans them (a model's "device" names one, or
+	// "auto"), with simulated weights. Not with SimulatedDeviceBytes
+	// (FailedPrecondition); an empty or repeated name is InvalidArgument.
+	SimulatedDevices []SimulatedDevice
 	// Preset replaces the config's policy: "max_gpu_availability", "balanced"
 	// or "max_speed".
 	Preset string
@@ -64,6 +69,11 @@ func (o *Options) toC() (*cOptions, error) {
 func (o *Options) apply(c *cOptions) error {
 	if o.SimulatedDeviceBytes != 0 {
 		if err := optionsUseSimulatedDevice(c, o.SimulatedDeviceBytes); err != nil {
+			return err
+		}
+	}
+	for _, d := range o.SimulatedDevices {
+		if err := optionsAddSimulatedDevice(c, d.Name, d.TotalBytes); err != nil {
 			return err
 		}
 	}

@@ -78,7 +78,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("List() has %d models, want 3", len(list))
 	}
 	want := ModelInfo{Name: "a", Source: "org/a", PipelineType: "sd3", DType: "fp16", State: StateUnloaded,
-		Tier: TierDisk, LastUseAge: -time.Second, ExpiresIn: -time.Second}
+		Tier: TierDisk, LastUseAge: -time.Second, ExpiresIn: -time.Second, Device: "simulated"}
 	if list[0] != want {
 		t.Errorf("List()[0] = %+v\nwant %+v", list[0], want)
 	}

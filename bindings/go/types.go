@@ -67,6 +67,7 @@ type ModelInfo struct {
 	LoadCount                  uint64
 	LastLoad                   time.Duration // how long the last load took
 	LastError                  string        // "" unless the last load failed
+	Device                     string        // the registry device it is on or goes to ("cuda:1"); "auto" before placed
 }
 
 // Stats are a registry's counters since creation.

@@ -9,6 +9,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "twistedpic/expected.h"
 #include "twistedpic/registry.h"
@@ -61,6 +62,12 @@ inline tp_code fail(tp_error** out_err, const Error& e) noexcept {
 using OptionsFactory = Expected<RegistryOptions> (*)();
 extern OptionsFactory default_options;
 
+// The devices default_options would use, for tp_runtime_devices (name,
+// total, free). Default: the CPU device (torch-free); tp_runtime.cpp sets it
+// at load to tp::runtime_info()'s devices.
+using RuntimeDevicesFactory = std::vector<DeviceStats> (*)();
+extern RuntimeDevicesFactory runtime_devices;
+
 // The first version's size of each versioned struct (struct_size first): the
 // smallest struct_size the library accepts, frozen forever. Comparing with
 // today's sizeof instead would refuse every existing caller as soon as a field
@@ -82,6 +89,7 @@ TP_FIRST_VERSION(tp_progress, 32, "v0.2");
 TP_FIRST_VERSION(tp_image, 24, "v0.2");
 TP_FIRST_VERSION(tp_result_info, 88, "v0.2");
 TP_FIRST_VERSION(tp_plan_info, 64, "v0.2");
+TP_FIRST_VERSION(tp_device_info, 112, "v0.2");
 #undef TP_FIRST_VERSION
 
 // tp_policy_model has no struct_size: policies given only select_victims

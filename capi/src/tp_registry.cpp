@@ -17,6 +17,17 @@ tp::capi::OptionsFactory tp::capi::default_options = [] {
   return tp::Expected<tp::RegistryOptions>(tp::registry_options_on(tp::default_cpu_device()));
 };
 
+tp::capi::RuntimeDevicesFactory tp::capi::runtime_devices = [] {
+  std::shared_ptr<tp::Device> cpu = tp::default_cpu_device();
+  tp::DeviceStats d;
+  d.name = cpu->name();
+  if (auto mem = cpu->monitor().query()) {
+    d.total_bytes = mem->total_bytes;
+    d.free_bytes = mem->free_bytes;
+  }
+  return std::vector<tp::DeviceStats>{std::move(d)};
+};
+
 using tp::capi::copy_prefix;
 using tp::capi::fail;
 using tp::capi::kDead;
@@ -83,6 +94,7 @@ struct tp_registry_options {
   uint32_t magic = kOptionsMagic;
   std::string preset;
   uint64_t simulated_bytes = 0;
+  std::vector<std::pair<std::string, uint64_t>> simulated_devices;  // named, in the order added
   bool background_thread = true;
   std::vector<std::shared_ptr<tp::MemoryPolicy>> policies;  // host policies, first consulted first
   std::optional<tp::Tier> text_encoders_unload_after;       // unset: the models' policy
@@ -103,6 +115,10 @@ struct tp_model_list {
   tp::TimePoint now;
 };
 
+struct tp_device_list {
+  std::vector<tp::DeviceStats> devices;
+};
+
 
 namespace {
 
@@ -112,7 +128,8 @@ tp_code create_registry(tp_registry** out, tp::Expected<tp::RegistryConfig> conf
   if (!config) return fail(out_err, config.error());
   // Pipelines become one registry model per network, as in C++; on a
   // simulated device (byte counts, no tensors) models stay as configured.
-  if (!opts || opts->simulated_bytes == 0) {
+  const bool simulated = opts && (opts->simulated_bytes > 0 || !opts->simulated_devices.empty());
+  if (!simulated) {
     tp::ExpandOptions expand;
     if (opts) expand.text_encoders_unload_after = opts->text_encoders_unload_after;
     config = tp::expand_pipeline_components(std::move(*config), expand);
@@ -128,6 +145,11 @@ tp_code create_registry(tp_registry** out, tp::Expected<tp::RegistryConfig> conf
     auto device = std::make_shared<tp::SimulatedDevice>(opts->simulated_bytes);
     options.backend = std::make_shared<tp::SimulatedBackend>(device);
     options.monitor = device;
+  } else if (simulated) {
+    for (const auto& [name, bytes] : opts->simulated_devices) {
+      auto device = std::make_shared<tp::SimulatedDevice>(bytes);
+      options.devices.push_back({name, std::make_shared<tp::SimulatedBackend>(device), device, {}});
+    }
   } else {
     auto defaults = tp::capi::default_options();
     if (!defaults) return fail(out_err, defaults.error());
@@ -216,7 +238,30 @@ tp_code tp_registry_options_use_simulated_device(tp_registry_options* opts, uint
   TP_CAPI_BEGIN
   TP_CHECK_HANDLE(opts, kOptionsMagic, "tp_registry_options", out_err);
   if (total_bytes == 0) return fail(out_err, TP_INVALID_ARGUMENT, "total_bytes must be positive");
+  if (!opts->simulated_devices.empty())
+    return fail(out_err, TP_FAILED_PRECONDITION,
+                "these options already have " + std::to_string(opts->simulated_devices.size()) +
+                    " named simulated device(s) (tp_registry_options_add_simulated_device): use one or those, not both");
   opts->simulated_bytes = total_bytes;
+  return TP_OK;
+  TP_CAPI_END(out_err)
+}
+
+tp_code tp_registry_options_add_simulated_device(tp_registry_options* opts, const char* name, uint64_t total_bytes,
+                                                 tp_error** out_err) {
+  TP_CAPI_BEGIN
+  TP_CHECK_HANDLE(opts, kOptionsMagic, "tp_registry_options", out_err);
+  TP_CAPI_REQUIRE(name, out_err);
+  if (opts->simulated_bytes > 0)
+    return fail(out_err, TP_FAILED_PRECONDITION,
+                "these options already use one simulated device (tp_registry_options_use_simulated_device): "
+                "add named devices or use one, not both");
+  if (*name == '\0') return fail(out_err, TP_INVALID_ARGUMENT, "name must not be empty");
+  if (total_bytes == 0) return fail(out_err, TP_INVALID_ARGUMENT, "total_bytes must be positive");
+  for (const auto& added : opts->simulated_devices)
+    if (added.first == name)
+      return fail(out_err, TP_INVALID_ARGUMENT, "a simulated device named '" + added.first + "' was already added");
+  opts->simulated_devices.emplace_back(name, total_bytes);
   return TP_OK;
   TP_CAPI_END(out_err)
 }
@@ -395,12 +440,70 @@ tp_code tp_model_list_get(tp_model_info* out, const tp_model_list* list, uint32_
   info.load_count = r.load_count;
   info.last_load_ms = r.last_load_time.count();
   info.last_error = r.last_error.c_str();
+  info.device = r.device.c_str();
   copy_prefix(out, info);
   return TP_OK;
   TP_CAPI_END(out_err)
 }
 
 void tp_model_list_free(tp_model_list* list) { delete list; }
+
+tp_code tp_registry_devices(tp_device_list** out, const tp_registry* reg, tp_error** out_err) {
+  TP_CAPI_BEGIN
+  TP_CAPI_REQUIRE(out, out_err);
+  TP_CHECK_HANDLE(reg, kRegistryMagic, "tp_registry", out_err);
+  auto list = std::make_unique<tp_device_list>();
+  list->devices = reg->registry->stats().devices;
+  *out = list.release();
+  return TP_OK;
+  TP_CAPI_END(out_err)
+}
+
+tp_code tp_runtime_devices(tp_device_list** out, tp_error** out_err) {
+  TP_CAPI_BEGIN
+  TP_CAPI_REQUIRE(out, out_err);
+  auto list = std::make_unique<tp_device_list>();
+  list->devices = tp::capi::runtime_devices();
+  *out = list.release();
+  return TP_OK;
+  TP_CAPI_END(out_err)
+}
+
+uint32_t tp_device_list_count(const tp_device_list* list) {
+  return list ? static_cast<uint32_t>(list->devices.size()) : 0;
+}
+
+tp_code tp_device_list_get(tp_device_info* out, const tp_device_list* list, uint32_t index, tp_error** out_err) {
+  TP_CAPI_BEGIN
+  TP_CAPI_REQUIRE(out, out_err);
+  TP_CAPI_REQUIRE(list, out_err);
+  TP_CHECK_STRUCT_SIZE(out, tp_device_info, out_err);
+  if (index >= list->devices.size())
+    return fail(out_err, TP_INVALID_ARGUMENT,
+                "index " + std::to_string(index) + " is out of range (" + std::to_string(list->devices.size()) +
+                    " devices)");
+  const tp::DeviceStats& d = list->devices[index];
+  tp_device_info info{};
+  info.struct_size = sizeof(tp_device_info);
+  info.name = d.name.c_str();
+  info.total_bytes = d.total_bytes;
+  info.free_bytes = d.free_bytes;
+  info.process_bytes = d.process_bytes;
+  info.other_process_bytes = d.other_process_bytes;
+  info.headroom_bytes = d.headroom_bytes;
+  info.budget_bytes = d.budget_bytes;
+  info.held_bytes = d.held_bytes;
+  info.peak_bytes = d.peak_bytes;
+  info.reserved_bytes = d.reserved_bytes;
+  info.scratch_bytes = d.scratch_bytes;
+  info.admission_queue = d.admission_queue;
+  info.resident_models = d.resident_models;
+  copy_prefix(out, info);
+  return TP_OK;
+  TP_CAPI_END(out_err)
+}
+
+void tp_device_list_free(tp_device_list* list) { delete list; }
 
 tp_code tp_registry_preload(tp_registry* reg, const char* model, tp_error** out_err) {
   TP_CAPI_BEGIN

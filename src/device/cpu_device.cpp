@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "device/device.h"
 
@@ -114,7 +115,7 @@ Status convert_on_host(const void* src, DType from, void* dst, DType to, uint64_
   return ok_status();
 }
 
-CpuDevice::CpuDevice(uint64_t budget_bytes) : budget_(budget_bytes) {}
+CpuDevice::CpuDevice(uint64_t budget_bytes, std::string name) : budget_(budget_bytes), name_(std::move(name)) {}
 
 Expected<DeviceMemoryInfo> CpuDevice::query() {
   DeviceMemoryInfo info;

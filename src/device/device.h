@@ -79,12 +79,14 @@ class Device {
   virtual void wait_for_uses(void* ptr) { (void)ptr; }
 };
 
-// The CPU device: host memory counted against `budget_bytes`.
+// The CPU device: host memory counted against `budget_bytes`. Its name
+// ("cpu" by default; "cpu:1" and so on for tests that build a registry of
+// several devices) is the device's and its monitor's.
 class TP_EXPORT CpuDevice final : public Device, public DeviceMonitor {
  public:
-  explicit CpuDevice(uint64_t budget_bytes);
+  explicit CpuDevice(uint64_t budget_bytes, std::string name = "cpu");
 
-  std::string name() const override { return "cpu"; }
+  std::string name() const override { return name_; }
   bool is_host_memory() const override { return true; }
   DeviceMonitor& monitor() override { return *this; }
   Expected<DeviceMemoryInfo> query() override;
@@ -110,6 +112,7 @@ class TP_EXPORT CpuDevice final : public Device, public DeviceMonitor {
 
  private:
   const uint64_t budget_;
+  const std::string name_;
   std::atomic<uint64_t> allocated_{0};
   std::atomic<uint64_t> pinned_{0};
   std::atomic<int> fail_device_{0};

@@ -151,12 +151,17 @@ uint64_t PinnedPool::allocations() const {
 
 Expected<std::unique_ptr<TensorWeights>> TensorWeights::open(std::vector<WeightFile> files, std::optional<DType> dtype,
                                                              std::shared_ptr<Device> device,
-                                                             std::shared_ptr<PinnedPool> pool, TransferOptions options) {
+                                                             std::shared_ptr<PinnedPool> pool, TransferOptions options,
+                                                             std::shared_ptr<ScratchPool> scratch) {
   if (!device || !pool) return invalid_argument("TensorWeights::open: a device and a pinned pool are required");
   if (files.empty()) return invalid_argument("TensorWeights::open: no weight files");
   if (options.chunk_bytes == 0 || options.chunk_bytes % 8 != 0 || options.chunk_bytes > pool->buffer_bytes())
     return invalid_argument("TransferOptions.chunk_bytes must be a positive multiple of 8, at most the pool's buffers");
   if (options.readers < 1) return invalid_argument("TransferOptions.readers must be at least 1");
+  if (scratch && options.chunk_bytes > scratch->buffer_bytes())
+    return invalid_argument("TransferOptions.chunk_bytes must be at most the scratch pool's buffers (" +
+                            std::to_string(scratch->buffer_bytes()) + " bytes)");
+  if (!scratch) scratch = std::make_shared<ScratchPool>(device, options.chunk_bytes, 2 * static_cast<size_t>(options.readers));
   if (dtype && !is_float(*dtype)) return invalid_argument("weights can be converted only to fp32, fp16 or bf16");
   std::unique_ptr<TensorWeights> w(new TensorWeights());
   std::set<std::string, std::less<>> names;
@@ -197,6 +202,7 @@ Expected<std::unique_ptr<TensorWeights>> TensorWeights::open(std::vector<WeightF
   w->dtype_ = dtype;
   w->device_ = std::move(device);
   w->pool_ = std::move(pool);
+  w->scratch_ = std::move(scratch);
   w->options_ = options;
   return w;
 }
@@ -221,6 +227,23 @@ std::optional<DType> TensorWeights::compute_dtype() const {
   for (const WeightTensor& t : tensors_)  // sorted in file order
     if (is_float(t.dtype) || t.dtype == DType::kF64) return t.dtype;
   return std::nullopt;
+}
+
+uint64_t TensorWeights::scratch_bytes_borrowed() const {
+  if (device_->is_host_memory()) return 0;  // converts in place, on the host
+  bool converts = false;
+  for (const auto& t : tensors_) converts = converts || t.dtype != t.file_dtype;
+  if (!converts) return 0;
+  // As load_from_disk: one worker per chunk at most, two buffers each.
+  const size_t chunks = plan_chunks(tensors_, options_.chunk_bytes).size();
+  const size_t readers = std::min<size_t>(options_.readers, std::max<size_t>(chunks, 1));
+  return 2 * readers * scratch_->buffer_bytes();
+}
+
+uint64_t TensorWeights::load_scratch_bytes() const {
+  if (arena_ || host_) return 0;  // nothing to load, or a straight copy from the host tier
+  const uint64_t borrowed = scratch_bytes_borrowed();
+  return borrowed ? scratch_->missing_bytes(borrowed / scratch_->buffer_bytes()) : 0;
 }
 
 void TensorWeights::note_use(void* stream) const {
@@ -324,7 +347,8 @@ Status TensorWeights::load_from_disk(const TransferContext& ctx) {
 
   auto worker = [&](int lane) {
     // Two staging buffers (and, to convert on a GPU, two device scratch
-    // buffers): the read of one chunk overlaps the copy of the previous one.
+    // buffers from the device's pool): the read of one chunk overlaps the
+    // copy of the previous one.
     void* staging[2] = {nullptr, nullptr};
     void* scratch[2] = {nullptr, nullptr};
     const bool direct = host_memory && !converts;  // read straight into the arena
@@ -334,7 +358,7 @@ Status TensorWeights::load_from_disk(const TransferContext& ctx) {
       if (Status st = device_->synchronize(lane); !st) fail(st.error());
       for (int b = 0; b < 2; ++b) {
         pool_->release(staging[b]);
-        if (scratch[b]) device_->free(scratch[b], options_.chunk_bytes);
+        scratch_->release(scratch[b]);
       }
     };
     for (int b = 0; b < 2 && !direct; ++b) {
@@ -342,7 +366,7 @@ Status TensorWeights::load_from_disk(const TransferContext& ctx) {
       if (!s) return fail(s.error()), cleanup();
       staging[b] = *s;
       if (converts && !host_memory) {
-        auto d = device_->allocate(options_.chunk_bytes);
+        auto d = scratch_->acquire();
         if (!d) return fail(d.error()), cleanup();
         scratch[b] = *d;
       }
@@ -453,7 +477,8 @@ Expected<std::vector<WeightFile>> model_weight_files(std::string_view source) {
 TensorWeightBackend::TensorWeightBackend(std::shared_ptr<Device> device, TransferOptions options)
     : device_(std::move(device)),
       options_(options),
-      pool_(std::make_shared<PinnedPool>(device_, options.chunk_bytes, static_cast<size_t>(2 * options.readers))) {}
+      pool_(std::make_shared<PinnedPool>(device_, options.chunk_bytes, static_cast<size_t>(2 * options.readers))),
+      scratch_(std::make_shared<ScratchPool>(device_, options.chunk_bytes, static_cast<size_t>(2 * options.readers))) {}
 
 Expected<std::unique_ptr<ModelWeights>> TensorWeightBackend::open(const ModelConfig& config) {
   auto files = model_weight_files(config.source);
@@ -464,7 +489,7 @@ Expected<std::unique_ptr<ModelWeights>> TensorWeightBackend::open(const ModelCon
                               std::to_string(files->size()) + " (" + config.source + ")");
     files->front().selection = config.tensor_selection;
   }
-  auto weights = TensorWeights::open(std::move(*files), config.dtype, device_, pool_, options_);
+  auto weights = TensorWeights::open(std::move(*files), config.dtype, device_, pool_, options_, scratch_);
   if (!weights) return make_error(weights.error().code, "model '" + config.name + "': " + weights.error().message);
   return std::unique_ptr<ModelWeights>(std::move(*weights));
 }

@@ -6,17 +6,19 @@
 //   disk -> pinned staging -> device: chunked reads by several threads into
 //     pooled pinned buffers, each thread double-buffering its copies on its
 //     own lane (CUDA stream), converting dtypes on the device when asked (a
-//     piece to convert is staged 16-byte aligned, as typed GPU loads need);
+//     piece to convert is staged 16-byte aligned, as typed GPU loads need,
+//     in device scratch borrowed from the device's ScratchPool);
 //   device -> host: one pinned host arena, the host tier;
 //   host -> device: a straight copy of that arena, split across lanes.
 //
 // TensorWeightBackend opens configured models (a diffusers folder, a folder
 // of safetensors files, one file, or a Hugging Face id in the local cache)
-// for the registry.
+// for the registry. It owns its device's two pools: pinned staging buffers
+// and device scratch (weights/scratch_pool.h), shared by every model it opens.
 //
 // Threading: a TensorWeights is driven by one thread at a time (the registry
 // guarantees it); its accessors may be read concurrently while it is
-// resident. TensorWeightBackend and PinnedPool are thread-safe.
+// resident. TensorWeightBackend, PinnedPool and ScratchPool are thread-safe.
 #pragma once
 
 #include <functional>
@@ -30,6 +32,7 @@
 #include <vector>
 
 #include "device/device.h"
+#include "weights/scratch_pool.h"
 #include "weights/tensor_selection.h"
 #include "twistedpic/model_weights.h"
 
@@ -100,10 +103,13 @@ class TP_EXPORT TensorWeights final : public ModelWeights {
  public:
   // Reads the files' headers and plans the arena; moves no weights. Floating
   // tensors (F32, F16, BF16) become `dtype` when given. Tensor names must be
-  // unique across the files.
+  // unique across the files. Device scratch for conversions comes from
+  // `scratch` (buffers of at least options.chunk_bytes); default (null): a
+  // pool of this model's own, kept until it is destroyed.
   static Expected<std::unique_ptr<TensorWeights>> open(std::vector<WeightFile> files,
                                                        std::optional<DType> dtype, std::shared_ptr<Device> device,
-                                                       std::shared_ptr<PinnedPool> pool, TransferOptions options = {});
+                                                       std::shared_ptr<PinnedPool> pool, TransferOptions options = {},
+                                                       std::shared_ptr<ScratchPool> scratch = nullptr);
   ~TensorWeights() override;
 
   uint64_t device_bytes() const override { return arena_bytes_; }
@@ -114,6 +120,15 @@ class TP_EXPORT TensorWeights final : public ModelWeights {
   // Waits for the uses noted with note_use, then frees the arena.
   void drop_device() override;
   void drop_host() override;
+  // What a load from disk would allocate in device scratch beyond the idle
+  // buffers of its ScratchPool now (2 buffers per reader; only a load that
+  // converts dtypes on a device that is not host memory borrows any). 0 when
+  // the weights are on the device or come back from the host copy.
+  // REQUIRES: no transfer of these weights runs (the registry asks while it
+  // admits their load).
+  uint64_t load_scratch_bytes() const override;
+  // The device scratch a load from disk borrows, whatever the pool holds.
+  uint64_t scratch_bytes_borrowed() const;
 
   const std::vector<WeightTensor>& tensors() const { return tensors_; }
   // The dtype the floating tensors were converted to (ModelConfig::dtype);
@@ -158,6 +173,7 @@ class TP_EXPORT TensorWeights final : public ModelWeights {
   std::vector<WeightTensor> tensors_;  // sorted by file, then file offset
   std::shared_ptr<Device> device_;
   std::shared_ptr<PinnedPool> pool_;
+  std::shared_ptr<ScratchPool> scratch_;
   TransferOptions options_;
   std::optional<DType> dtype_;         // the conversion target, if any
   uint64_t arena_bytes_ = 0;
@@ -177,12 +193,20 @@ class TP_EXPORT TensorWeightBackend final : public WeightBackend {
  public:
   explicit TensorWeightBackend(std::shared_ptr<Device> device, TransferOptions options = {});
   Expected<std::unique_ptr<ModelWeights>> open(const ModelConfig& config) override;
+  // The device scratch pool's bytes on the device (ScratchPool::held_bytes).
+  uint64_t scratch_bytes_held() const override { return scratch_->held_bytes(); }
+  // Hands the idle device scratch back to the driver; returns the bytes.
+  // The registry's cache clean-up calls it (registry_options_on).
+  uint64_t trim_scratch() { return scratch_->trim(); }
   const std::shared_ptr<PinnedPool>& pool() const { return pool_; }
+  const std::shared_ptr<ScratchPool>& scratch_pool() const { return scratch_; }
+  const std::shared_ptr<Device>& device() const { return device_; }
 
  private:
   std::shared_ptr<Device> device_;
   TransferOptions options_;
   std::shared_ptr<PinnedPool> pool_;
+  std::shared_ptr<ScratchPool> scratch_;
 };
 
 }  // namespace v0

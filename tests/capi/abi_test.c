@@ -48,7 +48,10 @@ TP_ABI(offsetof(tp_model_info, expires_in_s) == 88);
 TP_ABI(offsetof(tp_model_info, load_count) == 96);
 TP_ABI(offsetof(tp_model_info, last_load_ms) == 104);
 TP_ABI(offsetof(tp_model_info, last_error) == 112);
-TP_ABI(sizeof(tp_model_info) == 120);
+/* end of v0.1 (120 bytes, still accepted) */
+TP_ABI(offsetof(tp_model_info, device) == 120);
+TP_ABI(sizeof(tp_model_info) == 128);
+/* end of v0.2 */
 
 /* tp_stats, end of v0.1 */
 TP_ABI(offsetof(tp_stats, struct_size) == 0);
@@ -101,6 +104,22 @@ TP_ABI(offsetof(tp_plan_info, bytes_to_move) == 16);
 TP_ABI(offsetof(tp_plan_info, eviction_count) == 48);
 TP_ABI(offsetof(tp_plan_info, explanation) == 56);
 TP_ABI(sizeof(tp_plan_info) == 64);
+/* tp_device_info, end of v0.2 */
+TP_ABI(offsetof(tp_device_info, struct_size) == 0);
+TP_ABI(offsetof(tp_device_info, name) == 8);
+TP_ABI(offsetof(tp_device_info, total_bytes) == 16);
+TP_ABI(offsetof(tp_device_info, free_bytes) == 24);
+TP_ABI(offsetof(tp_device_info, process_bytes) == 32);
+TP_ABI(offsetof(tp_device_info, other_process_bytes) == 40);
+TP_ABI(offsetof(tp_device_info, headroom_bytes) == 48);
+TP_ABI(offsetof(tp_device_info, budget_bytes) == 56);
+TP_ABI(offsetof(tp_device_info, held_bytes) == 64);
+TP_ABI(offsetof(tp_device_info, peak_bytes) == 72);
+TP_ABI(offsetof(tp_device_info, reserved_bytes) == 80);
+TP_ABI(offsetof(tp_device_info, scratch_bytes) == 88);
+TP_ABI(offsetof(tp_device_info, admission_queue) == 96);
+TP_ABI(offsetof(tp_device_info, resident_models) == 104);
+TP_ABI(sizeof(tp_device_info) == 112);
 
 int tp_abi_checked(void);
 int tp_abi_checked(void) { return 1; }

@@ -64,7 +64,7 @@ tp_model_info row(const tp_registry* reg, const char* name) {
     EXPECT_EQ(tp_model_list_get(&r, list, i, nullptr), TP_OK);
     if (std::strcmp(r.name, name) == 0) {
       info = r;
-      info.name = info.source = info.pipeline_type = info.dtype = info.last_error = "";  // list is freed below
+      info.name = info.source = info.pipeline_type = info.dtype = info.last_error = info.device = "";  // list is freed below
     }
   }
   tp_model_list_free(list);

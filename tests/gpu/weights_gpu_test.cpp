@@ -137,6 +137,39 @@ TEST(TensorWeightsGpuTest, TheMixedOddOffsetFixtureLoadsInEveryDtypeAndChunking)
       for (int readers : {1, 4}) load_and_compare(device, dir / "m.safetensors", written, to, chunk, readers);
 }
 
+// The device scratch pool (issue #23): converting loads on the GPU borrow
+// their staging scratch from the pool (cudaMalloc'd once, not per load, and
+// no device-stalling cudaFree after each), and trim() hands it back to the
+// driver, measured by cudaMemGetInfo.
+TEST(TensorWeightsGpuTest, ScratchIsPooledAcrossLoadsAndTrimmedBackToTheDriver) {
+  TP_REQUIRE_GPU();
+  ScratchDir dir;
+  auto written = gpu_test::write_safetensors(dir / "m.safetensors", {{"w.f32", DType::kF32, {8 << 20}}}, 3);
+  auto device = cuda0();
+  ASSERT_TRUE(device);
+  TransferOptions o;
+  o.chunk_bytes = 4ull << 20;
+  o.readers = 2;
+  auto pinned = std::make_shared<PinnedPool>(device, o.chunk_bytes, 4);
+  auto scratch = std::make_shared<ScratchPool>(device, o.chunk_bytes, 4);
+  auto weights = TensorWeights::open({{dir / "m.safetensors", ""}}, DType::kBF16, device, pinned, o, scratch).value();
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(weights->load_to_device({}));
+    EXPECT_EQ(mismatched_tensors(*weights, read_arena(*weights), written, "load " + std::to_string(i)), 0);
+    weights->drop_device();
+  }
+  const uint64_t held = scratch->held_bytes();
+  EXPECT_GE(scratch->allocations(), 2u);
+  EXPECT_LE(scratch->allocations(), 4u) << "4 loads x 2 readers x 2 buffers would be 16 without the pool";
+  EXPECT_EQ(held, scratch->allocations() * o.chunk_bytes);
+  const uint64_t free_before = gpu_test::free_device_bytes();
+  EXPECT_EQ(scratch->trim(), held);
+  EXPECT_EQ(scratch->held_bytes(), 0u);
+  // cudaFree returns whole 2 MiB pages; the buffers are 4 MiB each.
+  EXPECT_GE(gpu_test::free_device_bytes() + (2ull << 20), free_before + held);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+}
+
 // offload -> reload from the pinned host tier -> reload from disk, bytes equal
 // each time, and the device's memory returned at every unload.
 TEST(TensorWeightsGpuTest, OffloadThenReloadFromHostThenFromDisk) {

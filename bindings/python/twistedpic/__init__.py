@@ -21,8 +21,8 @@ from ._errors import (AbortedError, AlreadyExistsError, CancelledError, DataLoss
 from ._ffi import tp_version_string as _tp_version_string
 from ._log import TRACE, reset_log_handler, set_log_handler
 from .pipeline import CancelToken, Image, Pipeline, Progress, ResultInfo, Stage
-from .registry import (Event, Lease, MemoryPolicy, ModelInfo, Plan, PolicyModel, Reason, Registry, State, Stats,
-                       Tier)
+from .registry import (Device, Event, Lease, MemoryPolicy, ModelInfo, Plan, PolicyModel, Reason, Registry, State,
+                       Stats, Tier, runtime_devices)
 
 __version__ = "0.1.0"
 
@@ -45,10 +45,10 @@ def library_version() -> str:
 
 
 __all__ = [
-    "AbortedError", "AlreadyExistsError", "CancelToken", "CancelledError", "DataLossError", "Event",
+    "AbortedError", "AlreadyExistsError", "CancelToken", "CancelledError", "DataLossError", "Device", "Event",
     "FailedPreconditionError", "Image", "InternalError", "InvalidArgumentError", "Lease", "MemoryPolicy",
     "ModelInfo", "NotFoundError", "Pipeline", "Plan", "PolicyModel", "Progress", "Reason", "Registry",
     "ResourceExhaustedError", "ResultInfo", "Stage", "State", "Stats", "Tier", "TRACE", "TwistedpicError",
     "UnavailableError", "UnimplementedError", "UnknownError", "default_model_dir", "library_version",
-    "reset_log_handler", "set_log_handler",
+    "reset_log_handler", "runtime_devices", "set_log_handler",
 ]

@@ -128,6 +128,10 @@ class tp_plan(Structure):
     pass
 
 
+class tp_device_list(Structure):
+    pass
+
+
 # ---- transparent structs (each ends at its "end of v0.1" marker) ----------------------------------------------
 
 class tp_policy_model(Structure):
@@ -183,6 +187,7 @@ class tp_model_info(Structure):
         ("load_count", c_uint64),
         ("last_load_ms", c_double),
         ("last_error", c_char_p),
+        ("device", c_char_p),  # v0.2
     ]
 
 
@@ -285,9 +290,29 @@ class tp_plan_info(Structure):
     ]
 
 
+class tp_device_info(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("name", c_char_p),
+        ("total_bytes", c_uint64),
+        ("free_bytes", c_uint64),
+        ("process_bytes", c_uint64),
+        ("other_process_bytes", c_uint64),
+        ("headroom_bytes", c_uint64),
+        ("budget_bytes", c_uint64),
+        ("held_bytes", c_uint64),
+        ("peak_bytes", c_uint64),
+        ("reserved_bytes", c_uint64),
+        ("scratch_bytes", c_uint64),
+        ("admission_queue", c_uint64),
+        ("resident_models", c_uint32),
+    ]
+
+
 # sizeof() of each struct in the C header on LP64 (x86-64, aarch64); tests/capi static_asserts the same values.
-_C_SIZES_LP64 = {tp_policy_model: 56, tp_memory_policy_vtable: 40, tp_model_info: 120, tp_stats: 200,
-                 tp_event: 64, tp_progress: 32, tp_image: 24, tp_result_info: 88, tp_plan_info: 64}
+_C_SIZES_LP64 = {tp_policy_model: 56, tp_memory_policy_vtable: 40, tp_model_info: 128, tp_stats: 200,
+                 tp_event: 64, tp_progress: 32, tp_image: 24, tp_result_info: 88, tp_plan_info: 64,
+                 tp_device_info: 112}
 if ctypes.sizeof(c_void_p) == 8:
     for _struct, _size in _C_SIZES_LP64.items():
         if ctypes.sizeof(_struct) != _size:
@@ -331,6 +356,8 @@ tp_registry_options_set_background_thread = _declare("tp_registry_options_set_ba
                                                      c_int32, _err)
 tp_registry_options_add_policy = _declare("tp_registry_options_add_policy", tp_code, _opts,
                                           POINTER(tp_memory_policy_vtable), c_void_p, _err)
+tp_registry_options_add_simulated_device = _declare("tp_registry_options_add_simulated_device", tp_code, _opts,
+                                                    c_char_p, c_uint64, _err)
 tp_registry_options_set_text_encoder_offload = _declare("tp_registry_options_set_text_encoder_offload", tp_code,
                                                         _opts, c_int32, _err)
 
@@ -402,6 +429,14 @@ tp_plan_get_info = _declare("tp_plan_get_info", tp_code, POINTER(tp_plan_info), 
 tp_plan_eviction = _declare("tp_plan_eviction", c_char_p, POINTER(tp_plan), c_uint32)
 tp_plan_free = _declare("tp_plan_free", None, POINTER(tp_plan))
 tp_registry_info = _declare("tp_registry_info", tp_code, POINTER(POINTER(tp_model_list)), _reg, c_char_p, _err)
+
+# devices
+_devs = POINTER(tp_device_list)
+tp_registry_devices = _declare("tp_registry_devices", tp_code, POINTER(_devs), _reg, _err)
+tp_runtime_devices = _declare("tp_runtime_devices", tp_code, POINTER(_devs), _err)
+tp_device_list_count = _declare("tp_device_list_count", c_uint32, _devs)
+tp_device_list_get = _declare("tp_device_list_get", tp_code, POINTER(tp_device_info), _devs, c_uint32, _err)
+tp_device_list_free = _declare("tp_device_list_free", None, _devs)
 
 
 def _compatible(found, expected=EXPECTED_VERSION_NUMBER):

@@ -22,7 +22,7 @@ import os
 import threading
 import weakref
 from ctypes import POINTER, byref, c_int32, c_int64, c_uint32, c_uint64, sizeof
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import _ffi
 from ._callbacks import finalize, guarded, objects, register
@@ -121,6 +121,48 @@ class ModelInfo:
     load_count: int
     last_load_ms: float
     last_error: str
+    device: str  # the registry device it is on, or that its next load goes to ("cuda:1"); "auto" before placed
+
+
+@dataclasses.dataclass(frozen=True)
+class Device:
+    """One device (tp_device_info). ``Registry.devices()`` fills every field; ``runtime_devices()`` only
+    ``name``, ``total_bytes`` and ``free_bytes`` (the others are 0)."""
+
+    name: str                 # "cuda:0", "cpu", a simulated device's name
+    total_bytes: int          # as its monitor reports it (0: unknown)
+    free_bytes: int
+    process_bytes: int        # this process's, per the driver (NVML)
+    other_process_bytes: int  # every other process's
+    headroom_bytes: int       # kept free for others by the policy
+    budget_bytes: int         # the registry's budget on it; 0: as much as is free
+    held_bytes: int           # model weights the registry holds on it now
+    peak_bytes: int           # the most it ever held
+    reserved_bytes: int       # admitted loads in flight (weights + workspace)
+    scratch_bytes: int        # the weight engine's scratch pool on it
+    admission_queue: int      # loads waiting for its memory
+    resident_models: int
+
+
+def _devices(fill) -> List[Device]:
+    """The rows of a tp_device_list made by ``fill(byref(list))``."""
+    snapshot = POINTER(_ffi.tp_device_list)()
+    fill(byref(snapshot))
+    try:
+        rows = []
+        for i in range(_ffi.tp_device_list_count(snapshot)):
+            d = _ffi.tp_device_info(struct_size=sizeof(_ffi.tp_device_info))
+            call(_ffi.tp_device_list_get, byref(d), snapshot, i)
+            rows.append(_from_c(Device, d))
+        return rows
+    finally:
+        _ffi.tp_device_list_free(snapshot)
+
+
+def runtime_devices() -> List[Device]:
+    """The devices a registry without a simulated device uses now: every visible CUDA device ("cuda:N", with
+    the driver's total and free bytes), or the CPU device alone ("cpu") where no GPU is usable."""
+    return _devices(lambda out: call(_ffi.tp_runtime_devices, out))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -341,14 +383,17 @@ class Registry:
         return cls._create(_ffi.tp_registry_create_from_string, config_json, **options)
 
     @classmethod
-    def from_file(cls, path, *, simulated_device_bytes: Optional[int] = None, preset: Optional[str] = None,
+    def from_file(cls, path, *, simulated_device_bytes: Optional[int] = None,
+                  simulated_devices: Optional[Sequence[Tuple[str, int]]] = None, preset: Optional[str] = None,
                   background_thread: bool = True, policy: Optional[MemoryPolicy] = None,
                   text_encoder_offload: Optional[Tier] = None) -> "Registry":
         """A registry from a JSON config file.
 
         simulated_device_bytes: use a simulated device of this size, and simulated weights (every model needs
             "size_bytes"), for tests, demos and CPU-only machines. Without it the registry uses the CUDA device
-            and real weights (today: UnimplementedError).
+            and real weights on every CUDA device (or the CPU device without one).
+        simulated_devices: instead, several simulated devices, as (name, total_bytes) pairs in order: the
+            registry spans them (a model's "device" names one, or "auto"), with simulated weights.
         preset: replaces the config's policy with "max_gpu_availability", "balanced" or "max_speed".
         background_thread: run idle timeouts and pressure checks on a library thread; if False, only in tick().
         policy: a ``MemoryPolicy`` consulted before the built-in ones.
@@ -359,17 +404,19 @@ class Registry:
         file, the field and the problem).
         """
         return cls._create(_ffi.tp_registry_create_from_file, path, simulated_device_bytes=simulated_device_bytes,
-                           preset=preset, background_thread=background_thread, policy=policy,
+                           simulated_devices=simulated_devices, preset=preset, background_thread=background_thread, policy=policy,
                            text_encoder_offload=text_encoder_offload)
 
     @classmethod
-    def _create(cls, create, config, *, simulated_device_bytes=None, preset=None, background_thread=True,
-                policy=None, text_encoder_offload=None):
+    def _create(cls, create, config, *, simulated_device_bytes=None, simulated_devices=None, preset=None,
+                background_thread=True, policy=None, text_encoder_offload=None):
         opts = POINTER(_ffi.tp_registry_options)()
         call(_ffi.tp_registry_options_create, byref(opts))
         try:
             if simulated_device_bytes is not None:
                 call(_ffi.tp_registry_options_use_simulated_device, opts, simulated_device_bytes)
+            for name, total_bytes in simulated_devices or ():
+                call(_ffi.tp_registry_options_add_simulated_device, opts, _text(name), total_bytes)
             if preset is not None:
                 call(_ffi.tp_registry_options_set_preset, opts, _text(preset))
             call(_ffi.tp_registry_options_set_background_thread, opts, 1 if background_thread else 0)
@@ -462,6 +509,11 @@ class Registry:
             _ffi.tp_model_list_free(snapshot)
 
     list = models
+
+    def devices(self) -> List[Device]:
+        """A snapshot of the registry's devices, in the order it was given them (cuda:0, cuda:1, ...; the CPU
+        device alone; or the simulated devices, in the order given)."""
+        return _devices(lambda out: call(_ffi.tp_registry_devices, out, self._h))
 
     def info(self, name: str) -> ModelInfo:
         """The row of one model (a configured one, or a network of a pipeline model, e.g. "sd35/vae").

@@ -266,12 +266,31 @@ TP_API tp_code tp_registry_options_set_preset(tp_registry_options* opts, const c
 /**
  * Uses a simulated device of `total_bytes` and simulated weights (each model's
  * config must give "size_bytes"), for tests and demos. Without it the
- * registry loads real safetensors weights onto the CUDA device, or onto the
- * CPU device (host memory, half the RAM) where no GPU is usable.
+ * registry loads real safetensors weights onto the CUDA devices (every
+ * visible one; tp_runtime_devices() lists them), or onto the CPU device
+ * (host memory, half the RAM) where no GPU is usable.
+ * @return TP_FAILED_PRECONDITION after tp_registry_options_add_simulated_device()
+ *   on the same options.
  * @threadsafety external: one thread at a time per options object.
  */
 TP_API tp_code tp_registry_options_use_simulated_device(tp_registry_options* opts, uint64_t total_bytes,
                                                         tp_error** out_err);
+
+/**
+ * Adds a simulated device named `name` of `total_bytes`, after those added
+ * before: a registry made from these options spans them in that order (its
+ * tp_registry_devices() lists them so), with simulated weights (each model's
+ * config must give "size_bytes"; its "device" names one of them, or "auto").
+ * For tests and demos of several devices.
+ * @param[in] name UTF-8, non-empty, unique among the added devices ("sim:0", "gpu-a").
+ * @return TP_INVALID_ARGUMENT for an empty or repeated name or total_bytes 0;
+ *   TP_FAILED_PRECONDITION when tp_registry_options_use_simulated_device()
+ *   was called on these options (one simulated device, or named ones, not both).
+ * @threadsafety external: one thread at a time per options object.
+ * @since 0.2
+ */
+TP_API tp_code tp_registry_options_add_simulated_device(tp_registry_options* opts, const char* name,
+                                                        uint64_t total_bytes, tp_error** out_err);
 
 /**
  * Runs idle timeouts and pressure checks on a background thread (1, the
@@ -321,8 +340,9 @@ typedef struct tp_registry tp_registry;
  * (pipeline_type "sd3") become one registry model per network, named
  * "<model>/<component>" ("sd3/transformer"), exactly as the C++ API's
  * expand_pipeline_components() names them; their folders are read here.
- * On a simulated device (tp_registry_options_use_simulated_device) models stay
- * as configured: simulated weights run no pipeline.
+ * On simulated devices (tp_registry_options_use_simulated_device,
+ * tp_registry_options_add_simulated_device) models stay as configured:
+ * simulated weights run no pipeline.
  * @param[out] out receives the registry, owned by the caller (tp_registry_destroy).
  * @param[in] config_path UTF-8 path.
  * @param[in] opts nullable; read during the call only. Policies added to it
@@ -371,7 +391,14 @@ typedef struct tp_model_info {
   uint64_t load_count;
   double last_load_ms;
   const char* last_error;  /* "" unless the last load failed */
-} tp_model_info; /* end of v0.1 */
+  /* end of v0.1 (120 bytes) */
+  /**
+   * The registry device it is on, or that its next load goes to ("cuda:1",
+   * "cpu", a simulated device's name); "auto" for a model configured "auto"
+   * that no load has placed yet. @since 0.2
+   */
+  const char* device;
+} tp_model_info; /* end of v0.2 (128 bytes) */
 
 /** A snapshot of every configured model. @threadsafety immutable. */
 typedef struct tp_model_list tp_model_list;
@@ -409,6 +436,71 @@ TP_API tp_code tp_registry_unload(int64_t* out_bytes_returned, tp_registry* reg,
 TP_API tp_code tp_registry_unload_all(tp_registry* reg, int32_t tier, tp_error** out_err);
 /** Applies idle timeouts, pressure and LRU limits now. @threadsafety safe. */
 TP_API tp_code tp_registry_tick(tp_registry* reg, tp_error** out_err);
+
+/* ------------------------------------------------------------------------ */
+/* Devices. */
+
+/**
+ * One device, as tp_device_list_get() fills it. A registry's list
+ * (tp_registry_devices) fills every field; the runtime's
+ * (tp_runtime_devices) only name, total_bytes and free_bytes (the rest 0).
+ */
+typedef struct tp_device_info {
+  uint32_t struct_size;         /* set by the caller: sizeof(tp_device_info) */
+  const char* name;             /* "cuda:0", "cpu", a simulated device's name; owned by the tp_device_list */
+  uint64_t total_bytes;         /* as its monitor reports it (0: unknown) */
+  uint64_t free_bytes;
+  uint64_t process_bytes;       /* this process's, per the driver (NVML) */
+  uint64_t other_process_bytes; /* every other process's */
+  uint64_t headroom_bytes;      /* kept free for others by the policy */
+  uint64_t budget_bytes;        /* the registry's budget on it; 0: as much as is free */
+  uint64_t held_bytes;          /* model weights the registry holds on it now */
+  uint64_t peak_bytes;          /* the most it ever held */
+  uint64_t reserved_bytes;      /* admitted loads in flight (weights + workspace) */
+  uint64_t scratch_bytes;       /* the weight engine's scratch pool on it */
+  uint64_t admission_queue;     /* loads waiting for its memory */
+  uint32_t resident_models;
+} tp_device_info; /* end of v0.2 (112 bytes) */
+
+/** A snapshot of devices. @threadsafety immutable. @since 0.2 */
+typedef struct tp_device_list tp_device_list;
+
+/**
+ * The registry's devices, in the order it was given them (for the default
+ * options: cuda:0, cuda:1, ..., or the CPU device alone; with
+ * tp_registry_options_add_simulated_device(): those, in the order added).
+ * @param[out] out a snapshot owned by the caller (tp_device_list_free).
+ * @threadsafety safe.
+ * @since 0.2
+ */
+TP_API tp_code tp_registry_devices(tp_device_list** out, const tp_registry* reg, tp_error** out_err);
+
+/**
+ * The devices a registry made without a simulated device would use now:
+ * every visible CUDA device ("cuda:N", with the driver's total and free
+ * bytes), or the CPU device alone ("cpu", its budget: half the RAM) where
+ * no GPU is usable. The library built without LibTorch (its fuzzer) has
+ * only the CPU device.
+ * @param[out] out a snapshot owned by the caller (tp_device_list_free).
+ * @threadsafety safe.
+ * @since 0.2
+ */
+TP_API tp_code tp_runtime_devices(tp_device_list** out, tp_error** out_err);
+
+/** Number of devices; 0 for NULL. @threadsafety safe. @since 0.2 */
+TP_API uint32_t tp_device_list_count(const tp_device_list* list);
+/**
+ * Fills out (whose struct_size the caller sets) with device `index`. Writes
+ * only the fields that fit in out->struct_size. Strings stay valid until
+ * tp_device_list_free(list). TP_INVALID_ARGUMENT for a bad index or a
+ * struct_size below v0.2's 112.
+ * @threadsafety safe.
+ * @since 0.2
+ */
+TP_API tp_code tp_device_list_get(tp_device_info* out, const tp_device_list* list, uint32_t index,
+                                  tp_error** out_err);
+/** NULL-safe. @threadsafety external: not concurrently with other uses of list. @since 0.2 */
+TP_API void tp_device_list_free(tp_device_list* list);
 
 /** Registry statistics. */
 typedef struct tp_stats {

@@ -50,8 +50,10 @@ TEST(TensorViewsTest, DefaultOptionsUseTheCpuDeviceWithoutAGpu) {
   auto info = options->monitor->query();
   ASSERT_TRUE(info);
   EXPECT_GT(info->total_bytes, 0u);
-  ASSERT_TRUE(options->clean_caches);
-  options->clean_caches();  // a no-op without CUDA, and never throws
+  ASSERT_FALSE(options->devices.empty());
+  EXPECT_EQ(options->backend, options->devices[0].backend);
+  ASSERT_TRUE(options->devices[0].clean_caches);
+  options->devices[0].clean_caches();  // a no-op without CUDA, and never throws
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 
 #include "device/device.h"
 #include "twistedpic/registry.h"
+#include "weights/default_options.h"
+#include "weights/scratch_pool.h"
 #include "weights/tensor_weights.h"
 #include "support/fenced_device.h"
 #include "support/weights_test_util.h"
@@ -80,8 +82,14 @@ class StagingDevice final : public Device {
   std::string name() const override { return "staging-cpu"; }
   bool is_host_memory() const override { return false; }
   DeviceMonitor& monitor() override { return cpu_; }
-  Expected<void*> allocate(uint64_t b) override { return cpu_.allocate(b); }
-  void free(void* p, uint64_t b) override { cpu_.free(p, b); }
+  Expected<void*> allocate(uint64_t b) override {
+    ++allocations;
+    return cpu_.allocate(b);
+  }
+  void free(void* p, uint64_t b) override {
+    ++frees;
+    cpu_.free(p, b);
+  }
   Expected<void*> allocate_pinned(uint64_t b) override { return cpu_.allocate_pinned(b); }
   void free_pinned(void* p, uint64_t b) override { cpu_.free_pinned(p, b); }
   int lanes() const override { return 3; }
@@ -90,6 +98,7 @@ class StagingDevice final : public Device {
   Status convert(const void* s, DType f, void* d, DType t, uint64_t c, int l) override { return cpu_.convert(s, f, d, t, c, l); }
   Status synchronize(int) override { return ok_status(); }
   CpuDevice cpu_;
+  std::atomic<int> allocations{0}, frees{0};  // device memory (arenas and scratch)
 };
 
 // The bytes of tensor `t` in the arena on the device.
@@ -370,16 +379,20 @@ TEST(TensorWeightsFaultTest, AFailedSynchronizeFailsTheLoadEvenForOneChunk) {
       o.chunk_bytes = 4096;
       o.readers = 2;
       auto pool = std::make_shared<PinnedPool>(device, o.chunk_bytes, 4);
-      auto weights = TensorWeights::open({{dir / c.file, ""}}, c.dtype, device, pool, o).value();
+      auto scratch = std::make_shared<ScratchPool>(device, o.chunk_bytes, 4);
+      auto weights = TensorWeights::open({{dir / c.file, ""}}, c.dtype, device, pool, o, scratch).value();
       device->fail_next_copies(c.fail_copy);
       auto st = weights->load_to_device({});
       ASSERT_FALSE(st) << "a failed copy went unreported";
       EXPECT_EQ(st.error().code, ErrorCode::kDataLoss) << st.error().message;
       EXPECT_FALSE(weights->on_device());
-      EXPECT_EQ(device->allocated_bytes(), 0u);
+      // Nothing but the idle scratch (back in its pool) stays on the device.
+      EXPECT_EQ(scratch->held_bytes(), scratch->idle_bytes());
+      EXPECT_EQ(device->allocated_bytes(), scratch->held_bytes());
       device->fail_next_copies(0);
       ASSERT_TRUE(weights->load_to_device({}));  // the next load works
       weights->drop_device();
+      scratch->trim();
       EXPECT_EQ(device->allocated_bytes(), 0u);
     }
   }
@@ -463,6 +476,169 @@ TEST(TensorWeightsDtypeTest, ComputeDtypeComesFromTheConfigThenTheFloatingTensor
   EXPECT_EQ(open("ints_first.safetensors", DType::kF32)->compute_dtype(), DType::kF32);
   EXPECT_EQ(open("ints.safetensors", std::nullopt)->compute_dtype(), std::nullopt);
   EXPECT_EQ(open("ints.safetensors", DType::kF16)->compute_dtype(), DType::kF16);
+}
+
+// ---- the device scratch pool (issue #23) -----------------------------------
+
+// Loads that convert on a device (not host memory) stage chunks in device
+// scratch: 2 buffers per reader, borrowed from the pool and given back, so N
+// loads allocate them once; trimming hands them back to the driver.
+TEST(ScratchPoolTest, ConvertingLoadsAllocateScratchOnceAndTrimmingReturnsIt) {
+  ScratchDir dir;
+  Written w = write_safetensors(dir / "m.safetensors", {{"x", DType::kF32, {4096}}, {"y", DType::kF16, {999}}});
+  auto device = std::make_shared<StagingDevice>(1ull << 30);
+  TransferOptions o;
+  o.chunk_bytes = 1024;  // 18 KiB of file: many chunks, so both readers work
+  o.readers = 2;
+  auto pinned = std::make_shared<PinnedPool>(device, o.chunk_bytes, 4);
+  auto scratch = std::make_shared<ScratchPool>(device, o.chunk_bytes, 4);
+  auto weights = TensorWeights::open({{dir / "m.safetensors", ""}}, DType::kBF16, device, pinned, o, scratch).value();
+  const uint64_t borrowed = 2 * 2 * o.chunk_bytes;
+  EXPECT_EQ(weights->scratch_bytes_borrowed(), borrowed);
+  EXPECT_EQ(weights->load_scratch_bytes(), borrowed) << "an empty pool supplies nothing";
+  const int loads = 5;
+  for (int i = 0; i < loads; ++i) {
+    ASSERT_TRUE(weights->load_to_device({}));
+    std::string expected(weights->find("x")->bytes, '\0');
+    ASSERT_TRUE(convert_on_host(w.data["x"].data(), DType::kF32, expected.data(), DType::kBF16, 4096));
+    EXPECT_EQ(arena_bytes(*weights, *weights->find("x")), expected);
+    EXPECT_EQ(weights->load_scratch_bytes(), 0u) << "resident: nothing to load";
+    weights->drop_device();
+    // What the idle buffers do not cover. (A reader that starts after the
+    // other finished borrows its buffers again, so a load may need fewer than 4.)
+    EXPECT_EQ(weights->load_scratch_bytes(), borrowed - scratch->idle_bytes());
+  }
+  // One arena per load, and at most the 4 scratch buffers, once (not 4 per load: 20).
+  const uint64_t made = scratch->allocations();
+  EXPECT_GE(made, 2u);
+  EXPECT_LE(made, 4u);
+  EXPECT_EQ(device->allocations.load(), loads + static_cast<int>(made));
+  EXPECT_EQ(device->frees.load(), loads) << "no scratch was freed";
+  EXPECT_EQ(scratch->held_bytes(), made * o.chunk_bytes);
+  EXPECT_EQ(scratch->idle_bytes(), made * o.chunk_bytes);
+  EXPECT_EQ(device->cpu_.allocated_bytes(), made * o.chunk_bytes) << "only the idle scratch stays on the device";
+
+  EXPECT_EQ(scratch->trim(), made * o.chunk_bytes);
+  EXPECT_EQ(scratch->held_bytes(), 0u);
+  EXPECT_EQ(device->cpu_.allocated_bytes(), 0u);
+  EXPECT_EQ(device->frees.load(), loads + static_cast<int>(made));
+  EXPECT_EQ(scratch->trim(), 0u);
+  EXPECT_EQ(weights->load_scratch_bytes(), borrowed) << "trimmed: the next load allocates again";
+  ASSERT_TRUE(weights->load_to_device({}));
+  EXPECT_GT(scratch->allocations(), made);
+}
+
+// A load that converts nothing, or one on host memory, borrows no scratch.
+TEST(ScratchPoolTest, NoScratchWithoutADeviceConversion) {
+  ScratchDir dir;
+  write_safetensors(dir / "m.safetensors", {{"x", DType::kF32, {4096}}});
+  TransferOptions o;
+  o.chunk_bytes = 1024;
+  o.readers = 2;
+  auto staging = std::make_shared<StagingDevice>(1ull << 30);
+  auto cpu = std::make_shared<CpuDevice>(1ull << 30);
+  for (auto [device, dtype] : {std::pair<std::shared_ptr<Device>, std::optional<DType>>{staging, std::nullopt},
+                               {staging, DType::kF32}, {cpu, DType::kBF16}}) {
+    auto scratch = std::make_shared<ScratchPool>(device, o.chunk_bytes, 4);
+    auto pinned = std::make_shared<PinnedPool>(device, o.chunk_bytes, 4);
+    auto weights = TensorWeights::open({{dir / "m.safetensors", ""}}, dtype, device, pinned, o, scratch).value();
+    EXPECT_EQ(weights->load_scratch_bytes(), 0u) << device->name();
+    ASSERT_TRUE(weights->load_to_device({}));
+    EXPECT_EQ(scratch->allocations(), 0u) << device->name();
+  }
+}
+
+// A buffer given back beyond max_idle is freed at once; lent buffers count as held.
+TEST(ScratchPoolTest, KeepsAtMostMaxIdleAndCountsLentBuffers) {
+  auto device = std::make_shared<CpuDevice>(1ull << 20);
+  {
+    ScratchPool pool(device, 4096, 2);
+    void* a = pool.acquire().value();
+    void* b = pool.acquire().value();
+    void* c = pool.acquire().value();
+    EXPECT_EQ(pool.held_bytes(), 3u * 4096);
+    EXPECT_EQ(pool.idle_bytes(), 0u);
+    EXPECT_EQ(pool.missing_bytes(2), 2u * 4096);
+    EXPECT_EQ(pool.trim(), 0u) << "lent buffers stay with their loads";
+    pool.release(a);
+    pool.release(b);
+    pool.release(c);
+    EXPECT_EQ(pool.frees(), 1u);
+    EXPECT_EQ(pool.idle_bytes(), 2u * 4096);
+    EXPECT_EQ(pool.missing_bytes(3), 4096u);
+    EXPECT_EQ(device->allocated_bytes(), 2u * 4096);
+    void* d = pool.acquire().value();  // idle ones: no allocation
+    void* e = pool.acquire().value();
+    device->fail_next_allocations(1);
+    auto f = pool.acquire();  // none idle, and the device refuses
+    ASSERT_FALSE(f);
+    EXPECT_EQ(f.error().code, ErrorCode::kResourceExhausted);
+    EXPECT_EQ(pool.allocations(), 3u);
+    EXPECT_EQ(pool.held_bytes(), 2u * 4096);
+    pool.release(d);
+    pool.release(e);
+  }
+  EXPECT_EQ(device->allocated_bytes(), 0u) << "destroying the pool frees what it kept";
+}
+
+// The backend's pool is shared by every model it opens and reported as
+// held; the registry device's clean-up (registry_device_on) trims it.
+TEST(ScratchPoolTest, TheBackendReportsItsScratchAndTheCleanUpTrimsIt) {
+  ScratchDir dir;
+  write_safetensors(dir / "a.safetensors", {{"x", DType::kF32, {1 << 16}}});
+  write_safetensors(dir / "b.safetensors", {{"y", DType::kF32, {1 << 16}}});
+  auto device = std::make_shared<StagingDevice>(1ull << 30);
+  RegistryDevice d = registry_device_on(device);
+  EXPECT_EQ(d.name, "staging-cpu");
+  auto& backend = dynamic_cast<TensorWeightBackend&>(*d.backend);
+  EXPECT_EQ(backend.scratch_bytes_held(), 0u);
+  std::vector<std::unique_ptr<ModelWeights>> models;
+  for (const char* f : {"a.safetensors", "b.safetensors"}) {
+    ModelConfig m;
+    m.name = f;
+    m.source = (dir / f).string();
+    m.dtype = DType::kF16;
+    models.push_back(backend.open(m).value());
+  }
+  const uint64_t borrowed = dynamic_cast<TensorWeights&>(*models[0]).scratch_bytes_borrowed();
+  EXPECT_GT(borrowed, 0u);
+  EXPECT_EQ(models[1]->load_scratch_bytes(), borrowed);
+  ASSERT_TRUE(models[0]->load_to_device({}));
+  EXPECT_EQ(backend.scratch_bytes_held(), borrowed);
+  EXPECT_EQ(models[1]->load_scratch_bytes(), 0u) << "the other model borrows the same buffers";
+  ASSERT_TRUE(models[1]->load_to_device({}));
+  EXPECT_EQ(backend.scratch_pool()->allocations(), borrowed / backend.scratch_pool()->buffer_bytes());
+  const uint64_t arenas = models[0]->device_bytes() + models[1]->device_bytes();
+  EXPECT_EQ(device->cpu_.allocated_bytes(), arenas + borrowed);
+  ASSERT_TRUE(d.clean_caches);
+  d.clean_caches();
+  EXPECT_EQ(backend.scratch_bytes_held(), 0u);
+  EXPECT_EQ(device->cpu_.allocated_bytes(), arenas);
+}
+
+// Several CPU devices, each named: what tests of a registry of several
+// devices build on.
+TEST(DefaultOptionsTest, OneRegistryDevicePerDeviceInOrder) {
+  auto a = std::make_shared<CpuDevice>(1ull << 20);
+  auto b = std::make_shared<CpuDevice>(2ull << 20, "cpu:1");
+  EXPECT_EQ(a->name(), "cpu");
+  EXPECT_EQ(b->name(), "cpu:1");
+  EXPECT_EQ(b->monitor().name(), "cpu:1");
+  EXPECT_EQ(b->monitor().query()->total_bytes, 2ull << 20);
+  RegistryOptions o = registry_options_on({registry_device_on(a), registry_device_on(b)});
+  ASSERT_EQ(o.devices.size(), 2u);
+  EXPECT_EQ(o.devices[0].name, "cpu");
+  EXPECT_EQ(o.devices[1].name, "cpu:1");
+  EXPECT_EQ(o.devices[1].monitor->name(), "cpu:1");
+  EXPECT_NE(o.devices[0].backend, o.devices[1].backend);
+  EXPECT_EQ(o.backend, o.devices[0].backend) << "the single-device fields repeat the first device";
+  EXPECT_EQ(o.monitor, o.devices[0].monitor);
+  EXPECT_FALSE(o.clean_caches) << "per device only: the registry refuses both";
+  EXPECT_TRUE(o.devices[0].clean_caches);
+  EXPECT_TRUE(o.devices[1].clean_caches);
+  RegistryOptions one = registry_options_on(std::shared_ptr<Device>(b));
+  ASSERT_EQ(one.devices.size(), 1u);
+  EXPECT_EQ(one.devices[0].name, "cpu:1");
 }
 
 }  // namespace

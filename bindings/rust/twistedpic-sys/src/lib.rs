@@ -113,6 +113,8 @@ opaque! {
     tp_result;
     /// A dry run of a model's admission. Immutable; freed with `tp_plan_free`.
     tp_plan;
+    /// A snapshot of devices (a registry's or the runtime's). Immutable; freed with `tp_device_list_free`.
+    tp_device_list;
 }
 
 // ---- Structs -----------------------------------------------------------------
@@ -186,6 +188,8 @@ pub struct tp_model_info {
     pub load_count: u64,
     pub last_load_ms: f64,
     pub last_error: *const c_char,
+    // end of v0.1 (120 bytes)
+    pub device: *const c_char,
 }
 
 /// Registry statistics.
@@ -288,6 +292,26 @@ pub struct tp_plan_info {
     pub explanation: *const c_char,
 }
 
+/// One device of a `tp_device_list`; `name` is owned by the list.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct tp_device_info {
+    pub struct_size: u32,
+    pub name: *const c_char,
+    pub total_bytes: u64,
+    pub free_bytes: u64,
+    pub process_bytes: u64,
+    pub other_process_bytes: u64,
+    pub headroom_bytes: u64,
+    pub budget_bytes: u64,
+    pub held_bytes: u64,
+    pub peak_bytes: u64,
+    pub reserved_bytes: u64,
+    pub scratch_bytes: u64,
+    pub admission_queue: u64,
+    pub resident_models: u32,
+}
+
 // ---- Callbacks ---------------------------------------------------------------
 
 /// Receives one whole log line, from any library thread. Must not unwind.
@@ -333,6 +357,12 @@ extern "C" {
     ) -> tp_code;
     pub fn tp_registry_options_use_simulated_device(
         opts: *mut tp_registry_options,
+        total_bytes: u64,
+        out_err: *mut *mut tp_error,
+    ) -> tp_code;
+    pub fn tp_registry_options_add_simulated_device(
+        opts: *mut tp_registry_options,
+        name: *const c_char,
         total_bytes: u64,
         out_err: *mut *mut tp_error,
     ) -> tp_code;
@@ -522,4 +552,20 @@ extern "C" {
         model: *const c_char,
         out_err: *mut *mut tp_error,
     ) -> tp_code;
+
+    // Devices.
+    pub fn tp_registry_devices(
+        out: *mut *mut tp_device_list,
+        reg: *const tp_registry,
+        out_err: *mut *mut tp_error,
+    ) -> tp_code;
+    pub fn tp_runtime_devices(out: *mut *mut tp_device_list, out_err: *mut *mut tp_error) -> tp_code;
+    pub fn tp_device_list_count(list: *const tp_device_list) -> u32;
+    pub fn tp_device_list_get(
+        out: *mut tp_device_info,
+        list: *const tp_device_list,
+        index: u32,
+        out_err: *mut *mut tp_error,
+    ) -> tp_code;
+    pub fn tp_device_list_free(list: *mut tp_device_list);
 }

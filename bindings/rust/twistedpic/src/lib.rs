@@ -60,6 +60,7 @@
 //! as having no opinion, so the built-in policies decide.
 #![warn(missing_docs)]
 
+mod device;
 mod error;
 mod generate;
 mod panic;
@@ -69,6 +70,7 @@ mod vocab;
 
 use std::ffi::{c_char, CStr, CString};
 
+pub use device::{runtime_devices, Device};
 pub use error::{Error, Result};
 pub use generate::{CancelHandle, Generation, GenerationInfo, Image, Pipeline, Progress, Request, Sizes, Stage};
 pub use policy::{MemoryPolicy, PolicyModel};

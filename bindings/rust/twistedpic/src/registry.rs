@@ -11,12 +11,13 @@ use std::time::Duration;
 use twistedpic_sys as sys;
 
 use crate::error::check;
-use crate::{c_string, panic, policy, Code, Error, MemoryPolicy, Pipeline, Reason, Result, State, Tier};
+use crate::{c_string, device, panic, policy, Code, Device, Error, MemoryPolicy, Pipeline, Reason, Result, State, Tier};
 
 /// How to create a [`Registry`]. Settings left alone keep the library's defaults.
 #[derive(Default)]
 pub struct Options {
     simulated_device: Option<u64>,
+    simulated_devices: Vec<(String, u64)>,
     preset: Option<String>,
     background_thread: Option<bool>,
     text_encoder_offload: Option<Tier>,
@@ -36,6 +37,16 @@ impl Options {
     /// (host memory) where no GPU is usable.
     pub fn simulated_device(mut self, total_bytes: u64) -> Self {
         self.simulated_device = Some(total_bytes);
+        self
+    }
+
+    /// Adds a simulated device named `name` of `total_bytes`, after those
+    /// added before: the registry spans them in that order (a model's
+    /// "device" names one, or "auto"), with simulated weights. Not with
+    /// [`Options::simulated_device`] (creation fails with `FailedPrecondition`);
+    /// an empty or repeated name fails it with `InvalidArgument`.
+    pub fn add_simulated_device(mut self, name: &str, total_bytes: u64) -> Self {
+        self.simulated_devices.push((name.to_owned(), total_bytes));
         self
     }
 
@@ -75,6 +86,10 @@ impl Options {
         check(|err| unsafe { sys::tp_registry_options_create(&mut opts.0, err) })?;
         if let Some(bytes) = self.simulated_device {
             check(|err| unsafe { sys::tp_registry_options_use_simulated_device(opts.0, bytes, err) })?;
+        }
+        for (name, bytes) in &self.simulated_devices {
+            let name = c_string(name, "simulated device name")?;
+            check(|err| unsafe { sys::tp_registry_options_add_simulated_device(opts.0, name.as_ptr(), *bytes, err) })?;
         }
         if let Some(preset) = self.preset {
             let preset = c_string(&preset, "preset")?;
@@ -200,6 +215,13 @@ impl Registry {
                 Ok(unsafe { ModelInfo::from_raw(&row) })
             })
             .collect()
+    }
+
+    /// A snapshot of the registry's devices, in the order it was given them
+    /// (cuda:0, cuda:1, ...; the CPU device alone; or the simulated devices,
+    /// in the order added).
+    pub fn devices(&self) -> Result<Vec<Device>> {
+        device::collect(|out, err| unsafe { sys::tp_registry_devices(out, self.raw(), err) })
     }
 
     /// One model's row, as in [`Registry::list`]. `NotFound` for an unknown model.
@@ -450,6 +472,9 @@ pub struct ModelInfo {
     pub last_load: Duration,
     /// Why the last load failed, if it did.
     pub last_error: Option<String>,
+    /// The registry device it is on, or that its next load goes to
+    /// ("cuda:1"); "auto" for a model configured "auto" not yet placed.
+    pub device: String,
 }
 
 impl ModelInfo {
@@ -471,6 +496,7 @@ impl ModelInfo {
             load_count: r.load_count,
             last_load: millis(r.last_load_ms),
             last_error: Some(crate::owned_str(r.last_error)).filter(|e| !e.is_empty()),
+            device: crate::owned_str(r.device),
         }
     }
 }
