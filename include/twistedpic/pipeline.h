@@ -136,9 +136,18 @@ struct GenerateTimings {
   double acquire_s = 0;  // waiting for networks to load (part of the others)
 };
 
+// One network the call leased, with the activation bytes the pipeline
+// estimated it would need beside the weights (what it asked admission to
+// keep free: AcquireOptions::workspace_bytes).
+struct NetworkWorkspace {
+  std::string model;
+  uint64_t workspace_bytes = 0;
+};
+
 struct GenerateResult {
   std::vector<Image> images;  // prompt-major: all images of prompts[0] first
   GenerateTimings timings;
+  std::vector<NetworkWorkspace> workspace;  // per lease, in the order they were taken
   std::vector<std::string> warnings;  // e.g. a truncated prompt
   // The settings the call ran with, the model's defaults filled in.
   int width = 0, height = 0;

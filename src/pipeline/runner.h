@@ -7,6 +7,9 @@
 
 #include <ATen/Tensor.h>
 
+#include <functional>
+#include <string>
+
 #include "twistedpic/pipeline.h"
 
 namespace tp {
@@ -15,6 +18,9 @@ inline namespace v0 {
 struct RunOverrides {
   at::Tensor initial_latents;           // instead of the seeded noise, when defined
   at::Tensor* final_latents = nullptr;  // receives the denoised latents
+  // Called as each network's lease begins (after admission), with the model
+  // and the workspace the pipeline asked for (the activation-estimate test's hook).
+  std::function<void(const std::string& model, uint64_t workspace_bytes)> on_lease = {};
 };
 
 class PipelineRunner {

@@ -3,6 +3,8 @@
 #include <ATen/Functions.h>
 #include <ATen/TensorOperators.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
+#include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 
 #include <cmath>
@@ -53,10 +55,26 @@ std::vector<std::string> texts_to_encode(const GenerateRequest& r, bool guided) 
 }
 
 RunContext::RunContext(ModelRegistry& registry, const std::string& pipeline, const GenerateRequest& request,
-                       GenerateResult& result)
-    : registry_(registry), pipeline_(pipeline), request_(request), result_(result), start_(WallClock::now()) {}
+                       GenerateResult& result, const RunOverrides* overrides)
+    : registry_(registry),
+      pipeline_(pipeline),
+      request_(request),
+      result_(result),
+      overrides_(overrides),
+      start_(WallClock::now()) {}
 
-Expected<ModelLease> RunContext::acquire(const std::string& model) {
+ActivationTarget RunContext::activation_target(const std::string& model) const {
+  ActivationTarget t;
+  auto info = registry_.info(model);
+  const DType dtype = info ? info->dtype : DType::kF32;
+  t.elem_bytes = static_cast<int64_t>(dtype_size(dtype));
+  const std::string device = info ? info->device : std::string();
+  t.cpu = device.empty() ? !at::hasCUDA() : device.rfind("cuda", 0) != 0;
+  t.threads = at::get_num_threads();
+  return t;
+}
+
+Expected<ModelLease> RunContext::acquire(const std::string& model, uint64_t workspace_bytes) {
   const auto start = WallClock::now();
   if (request_.on_progress) {
     auto info = registry_.info(model);
@@ -65,8 +83,14 @@ Expected<ModelLease> RunContext::acquire(const std::string& model) {
   }
   AcquireOptions options;
   options.cancel = request_.cancel;
+  options.workspace_bytes = workspace_bytes;
   auto lease = registry_.acquire(model, options);
   result_.timings.acquire_s += seconds_since(start);
+  if (!lease) return lease;
+  TP_LOG(kDebug, "pipeline", pipeline_ << ": leased '" << model << "' with " << workspace_bytes
+                                       << " bytes of estimated activations");
+  result_.workspace.push_back({model, workspace_bytes});
+  if (overrides_ && overrides_->on_lease) overrides_->on_lease(model, workspace_bytes);
   return lease;
 }
 
@@ -185,11 +209,11 @@ Expected<at::Tensor> flow_match_euler(const RunContext& ctx, const Schedule& sch
 }
 
 Status decode_images(RunContext& ctx, const std::string& model, const VaeConfig& config, const std::string& key,
-                     const at::Tensor& latents, int steps, GenerateResult& result) {
+                     const at::Tensor& latents, int steps, GenerateResult& result, uint64_t workspace_bytes) {
   const auto start = WallClock::now();
   if (!ctx.report_stage(Stage::kDecode, steps)) return cancelled("generate: cancelled by the progress callback");
   {
-    TP_ASSIGN_OR_RETURN(auto net, ctx.lease<VaeDecoder>(model, config, key));
+    TP_ASSIGN_OR_RETURN(auto net, ctx.lease<VaeDecoder>(model, config, key, workspace_bytes));
     result.images = to_images(net.second.net->decode_scaled(latents.to(net.second.device, net.second.dtype)));
   }
   result.timings.decode_s = seconds_since(start);

@@ -14,9 +14,11 @@
 #include <string>
 #include <vector>
 
+#include "pipeline/common/activation_estimate.h"
 #include "pipeline/common/bound_network.h"
 #include "pipeline/common/network_configs.h"
 #include "pipeline/common/scheduler.h"
+#include "pipeline/runner.h"
 #include "pipeline/spec.h"
 #include "text/tokenizer.h"
 #include "twistedpic/pipeline.h"
@@ -48,18 +50,25 @@ std::vector<std::string> texts_to_encode(const GenerateRequest& request, bool gu
 class RunContext {
  public:
   RunContext(ModelRegistry& registry, const std::string& pipeline, const GenerateRequest& request,
-             GenerateResult& result);
+             GenerateResult& result, const RunOverrides* overrides = nullptr);
 
   // Leases `model` (its wait counted in timings.acquire_s, cancellable) and
-  // its network `Net`, bound once per load.
+  // its network `Net`, bound once per load. `workspace_bytes`: the request's
+  // estimated activations on it (activation_estimate.h), which admission
+  // keeps free beside the weights; recorded in result().workspace.
   template <class Net, class Config>
   Expected<std::pair<ModelLease, BoundNetwork<Net>>> lease(const std::string& model, const Config& config,
-                                                           const std::string& key) {
-    TP_ASSIGN_OR_RETURN(ModelLease l, acquire(model));
+                                                           const std::string& key, uint64_t workspace_bytes = 0) {
+    TP_ASSIGN_OR_RETURN(ModelLease l, acquire(model, workspace_bytes));
     TP_ASSIGN_OR_RETURN(BoundNetwork<Net> net, bind_lease<Net>(l, config, key));
     return std::pair<ModelLease, BoundNetwork<Net>>(std::move(l), std::move(net));
   }
-  Expected<ModelLease> acquire(const std::string& model);
+  Expected<ModelLease> acquire(const std::string& model, uint64_t workspace_bytes = 0);
+
+  // Where `model`'s activations will live, for the estimate: its dtype and
+  // device as the registry lists them (the CPU when it names no CUDA device
+  // and none is usable), with torch's intra-op threads.
+  ActivationTarget activation_target(const std::string& model) const;
 
   bool cancelled() const;
   // Reports denoising step `step` of `steps` to on_step and on_progress;
@@ -91,6 +100,7 @@ class RunContext {
   const std::string& pipeline_;
   const GenerateRequest& request_;
   GenerateResult& result_;
+  const RunOverrides* const overrides_;
   const WallClock::time_point start_;
 };
 
@@ -146,7 +156,8 @@ Expected<at::Tensor> flow_match_euler(const RunContext& ctx, const Schedule& sch
 // The last stage of every family: reports kDecode, leases the VAE `model`
 // (bound as `key`), decodes `latents` (scaled, as the denoiser leaves them, in
 // the VAE's layout), and fills result.images and the decode and total timings.
+// `workspace_bytes`: the decode's estimated activations (vae_decode_activation_bytes).
 Status decode_images(RunContext& ctx, const std::string& model, const VaeConfig& config, const std::string& key,
-                     const at::Tensor& latents, int steps, GenerateResult& result);
+                     const at::Tensor& latents, int steps, GenerateResult& result, uint64_t workspace_bytes = 0);
 
 }  // namespace tp::nn

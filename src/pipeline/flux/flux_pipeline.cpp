@@ -13,6 +13,7 @@
 #include "pipeline/flux/flux_pipeline.h"
 #include "pipeline/flux/flux_spec.h"
 #include "pipeline/flux/flux_transformer.h"
+#include "pipeline/flux/flux_workspace.h"
 
 namespace tp::flux {
 namespace {
@@ -67,7 +68,7 @@ Expected<GenerateResult> FluxRunner::run(const GenerateRequest& request, const R
   const nn::Settings s = settings(request);
   TP_TRY(check(request, s));
   TP_ASSIGN_OR_RETURN(const double true_cfg, true_cfg_scale(request));
-  nn::RunContext ctx(registry_, name_, request, result);
+  nn::RunContext ctx(registry_, name_, request, result, &overrides);
   const FluxSpec& spec = *spec_;
   const TransformerConfig& tcfg = spec.transformer;
 
@@ -82,20 +83,32 @@ Expected<GenerateResult> FluxRunner::run(const GenerateRequest& request, const R
   const std::vector<std::string> texts = nn::texts_to_encode(request, cfg);
   const int length = s.max_sequence_length;
   c10::InferenceMode inference;
+  nn::RequestShape shape;
+  shape.width = s.width, shape.height = s.height, shape.max_sequence_length = length;
+  shape.prompts = static_cast<int64_t>(request.prompts.size()), shape.images_per_prompt = request.images_per_prompt;
+  shape.cfg = shape.encode_negatives = cfg;
+  const FluxWorkspace workspace = estimate_workspace(spec, shape, [&](std::string_view component) {
+    return ctx.activation_target(component == "text_encoder"     ? clip
+                                 : component == "text_encoder_2" ? t5
+                                 : component == "transformer"    ? transformer
+                                                                 : vae);
+  });
 
   // ---- Text encoders, one lease at a time, so each may leave the device after.
   const auto encode_start = nn::WallClock::now();
   if (!ctx.report_stage(Stage::kEncode, s.steps)) return cancelled("generate: cancelled by the progress callback");
   at::Tensor embeds, pooled;
   {
-    TP_ASSIGN_OR_RETURN(auto enc, ctx.lease<nn::ClipTextEncoder>(clip, spec.clip, key_ + "/text_encoder"));
+    TP_ASSIGN_OR_RETURN(auto enc, ctx.lease<nn::ClipTextEncoder>(clip, spec.clip, key_ + "/text_encoder",
+                                                                   workspace.text_encoder));
     // CLIP's pooled output only.
     pooled = enc.second.net->forward(ctx.token_ids(*spec.tokenizer, texts, kClipLength, "CLIP", true, enc.second.device))
                  .pooled;
   }
   if (ctx.cancelled()) return cancelled("generate: cancelled while encoding the prompt");
   {
-    TP_ASSIGN_OR_RETURN(auto enc, ctx.lease<nn::T5Encoder>(t5, spec.t5, key_ + "/text_encoder_2"));
+    TP_ASSIGN_OR_RETURN(auto enc, ctx.lease<nn::T5Encoder>(t5, spec.t5, key_ + "/text_encoder_2",
+                                                             workspace.text_encoder_2));
     embeds = enc.second.net->forward(ctx.token_ids(*spec.tokenizer2, texts, length, "T5", true, enc.second.device));
   }
   if (request.images_per_prompt > 1) {
@@ -111,7 +124,8 @@ Expected<GenerateResult> FluxRunner::run(const GenerateRequest& request, const R
   const int64_t rows = s.height / (vsf * 2), cols = s.width / (vsf * 2);
   at::Tensor latents;
   {
-    TP_ASSIGN_OR_RETURN(auto net, ctx.lease<FluxTransformer>(transformer, tcfg, key_ + "/transformer"));
+    TP_ASSIGN_OR_RETURN(auto net, ctx.lease<FluxTransformer>(transformer, tcfg, key_ + "/transformer",
+                                                                  workspace.transformer));
     const at::Device device = net.second.device;
     const at::ScalarType dtype = net.second.dtype;
     embeds = embeds.to(device, dtype);
@@ -137,7 +151,8 @@ Expected<GenerateResult> FluxRunner::run(const GenerateRequest& request, const R
   if (overrides.final_latents) *overrides.final_latents = latents;
   result.timings.denoise_s = nn::seconds_since(denoise_start);
 
-  TP_TRY(nn::decode_images(ctx, vae, spec.vae, key_ + "/vae", unpack_latents(latents, rows, cols), s.steps, result));
+  TP_TRY(nn::decode_images(ctx, vae, spec.vae, key_ + "/vae", unpack_latents(latents, rows, cols), s.steps, result,
+                                 workspace.vae));
   return std::move(result);
 }
 

@@ -10,6 +10,7 @@
 #include "pipeline/sd3/sd3_pipeline.h"
 #include "pipeline/sd3/sd3_spec.h"
 #include "pipeline/sd3/sd3_transformer.h"
+#include "pipeline/sd3/sd3_workspace.h"
 
 namespace tp::sd3 {
 namespace {
@@ -50,7 +51,7 @@ Expected<GenerateResult> Sd3Runner::run(const GenerateRequest& request, const Ru
   const nn::Settings s = settings(request);
   TP_TRY(nn::check_request(request, s));
   TP_TRY(check_size(s));
-  nn::RunContext ctx(registry_, name_, request, result);
+  nn::RunContext ctx(registry_, name_, request, result, &overrides);
   const Sd3Spec& spec = *spec_;
   const TransformerConfig& tcfg = spec.transformer;
 
@@ -63,6 +64,18 @@ Expected<GenerateResult> Sd3Runner::run(const GenerateRequest& request, const Ru
   const int64_t batch = static_cast<int64_t>(request.prompts.size()) * request.images_per_prompt;
   const std::vector<std::string> texts = nn::texts_to_encode(request, cfg);
   c10::InferenceMode inference;
+  nn::RequestShape shape;
+  shape.width = s.width, shape.height = s.height, shape.max_sequence_length = s.max_sequence_length;
+  shape.prompts = static_cast<int64_t>(request.prompts.size()), shape.images_per_prompt = request.images_per_prompt;
+  shape.cfg = shape.encode_negatives = cfg;
+  const Sd3Workspace workspace = estimate_workspace(spec, shape, [&](std::string_view component) {
+    const std::string& model = component == "text_encoder"     ? te1
+                               : component == "text_encoder_2" ? te2
+                               : component == "text_encoder_3" ? te3
+                               : component == "transformer"    ? transformer
+                                                               : vae;
+    return ctx.activation_target(model);
+  });
 
   // ---- Text encoders, one lease at a time, so each may leave the device after.
   const auto encode_start = nn::WallClock::now();
@@ -73,8 +86,10 @@ Expected<GenerateResult> Sd3Runner::run(const GenerateRequest& request, const Ru
     at::ScalarType dtype = at::kFloat;
     at::Device device(at::kCPU);
     for (int e = 0; e < 2; ++e) {
-      TP_ASSIGN_OR_RETURN(auto enc, ctx.lease<nn::ClipTextEncoder>(e == 0 ? te1 : te2, e == 0 ? spec.clip1 : spec.clip2,
-                                                                   key_ + "/text_encoder" + (e ? "_2" : "")));
+      TP_ASSIGN_OR_RETURN(auto enc, ctx.lease<nn::ClipTextEncoder>(
+                                        e == 0 ? te1 : te2, e == 0 ? spec.clip1 : spec.clip2,
+                                        key_ + "/text_encoder" + (e ? "_2" : ""),
+                                        e == 0 ? workspace.text_encoder : workspace.text_encoder_2));
       const ClipTokenizer& tok = e == 0 ? *spec.tokenizer1 : *spec.tokenizer2;
       if (e == 0) dtype = enc.second.dtype, device = enc.second.device;
       nn::ClipOutput out =
@@ -86,7 +101,8 @@ Expected<GenerateResult> Sd3Runner::run(const GenerateRequest& request, const Ru
     at::Tensor clip = at::cat(hidden, -1);
     at::Tensor t5_embeds;
     if (spec.t5) {
-      TP_ASSIGN_OR_RETURN(auto enc, ctx.lease<nn::T5Encoder>(te3, *spec.t5, key_ + "/text_encoder_3"));
+      TP_ASSIGN_OR_RETURN(auto enc, ctx.lease<nn::T5Encoder>(te3, *spec.t5, key_ + "/text_encoder_3",
+                                                                 workspace.text_encoder_3));
       const int length = s.max_sequence_length;
       t5_embeds = enc.second.net->forward(ctx.token_ids(*spec.tokenizer3, texts, length, "T5", true, enc.second.device))
                       .to(device, dtype);
@@ -110,7 +126,8 @@ Expected<GenerateResult> Sd3Runner::run(const GenerateRequest& request, const Ru
   const int64_t vsf = spec.vae.scale_factor();
   at::Tensor latents;
   {
-    TP_ASSIGN_OR_RETURN(auto net, ctx.lease<SD3Transformer>(transformer, tcfg, key_ + "/transformer"));
+    TP_ASSIGN_OR_RETURN(auto net, ctx.lease<SD3Transformer>(transformer, tcfg, key_ + "/transformer",
+                                                                 workspace.transformer));
     const at::Device device = net.second.device;
     const at::ScalarType dtype = embeds.scalar_type();
     embeds = embeds.to(device);
@@ -129,7 +146,7 @@ Expected<GenerateResult> Sd3Runner::run(const GenerateRequest& request, const Ru
   if (overrides.final_latents) *overrides.final_latents = latents;
   result.timings.denoise_s = nn::seconds_since(denoise_start);
 
-  TP_TRY(nn::decode_images(ctx, vae, spec.vae, key_ + "/vae", latents, s.steps, result));
+  TP_TRY(nn::decode_images(ctx, vae, spec.vae, key_ + "/vae", latents, s.steps, result, workspace.vae));
   return std::move(result);
 }
 

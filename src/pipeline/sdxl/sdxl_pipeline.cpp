@@ -15,6 +15,7 @@
 #include "pipeline/common/family_runner.h"
 #include "pipeline/sdxl/sdxl_spec.h"
 #include "pipeline/sdxl/sdxl_unet.h"
+#include "pipeline/sdxl/sdxl_workspace.h"
 
 namespace tp::sdxl {
 namespace {
@@ -59,7 +60,8 @@ class SdxlRunner final : public nn::FamilyRunner<SdxlSpec> {
  private:
   Status check(const GenerateRequest& request, const nn::Settings& s) const;
   Expected<std::shared_ptr<const nn::Scheduler>> scheduler_for(const GenerateRequest& request) const;
-  Expected<Conditioning> encode(nn::RunContext& ctx, const std::vector<std::string>& texts);
+  Expected<Conditioning> encode(nn::RunContext& ctx, const std::vector<std::string>& texts,
+                                const SdxlWorkspace& workspace);
   Expected<GenerateResult> run(const GenerateRequest& request, const RunOverrides& overrides,
                                GenerateResult& result) override;
 };
@@ -90,17 +92,20 @@ Expected<std::shared_ptr<const nn::Scheduler>> SdxlRunner::scheduler_for(const G
 }
 
 // encode_prompt for `texts`: each CLIP on its own lease, so that each may leave the device after.
-Expected<Conditioning> SdxlRunner::encode(nn::RunContext& ctx, const std::vector<std::string>& texts) {
+Expected<Conditioning> SdxlRunner::encode(nn::RunContext& ctx, const std::vector<std::string>& texts,
+                                          const SdxlWorkspace& workspace) {
   const SdxlSpec& spec = *spec_;
   at::Tensor hidden_l;
   {
-    TP_ASSIGN_OR_RETURN(auto enc, ctx.lease<nn::ClipTextEncoder>(clip, spec.clip, key_ + "/text_encoder"));
+    TP_ASSIGN_OR_RETURN(auto enc, ctx.lease<nn::ClipTextEncoder>(clip, spec.clip, key_ + "/text_encoder",
+                                                                   workspace.text_encoder));
     hidden_l = enc.second.net
                    ->forward(ctx.token_ids(*spec.tokenizer, texts, kClipLength, "CLIP-L", true, enc.second.device))
                    .penultimate;
   }
   if (ctx.cancelled()) return cancelled("generate: cancelled while encoding the prompt");
-  TP_ASSIGN_OR_RETURN(auto enc, ctx.lease<nn::ClipTextEncoder>(clip2, spec.clip2, key_ + "/text_encoder_2"));
+  TP_ASSIGN_OR_RETURN(auto enc, ctx.lease<nn::ClipTextEncoder>(clip2, spec.clip2, key_ + "/text_encoder_2",
+                                                                 workspace.text_encoder_2));
   nn::ClipOutput g =
       enc.second.net->forward(ctx.token_ids(*spec.tokenizer2, texts, kClipLength, "CLIP-G", true, enc.second.device));
   // diffusers moves the embeddings to text_encoder_2's dtype.
@@ -114,7 +119,7 @@ Expected<GenerateResult> SdxlRunner::run(const GenerateRequest& request, const R
   TP_TRY(check(request, s));
   TP_ASSIGN_OR_RETURN(const double rescale, guidance_rescale(request));
   TP_ASSIGN_OR_RETURN(std::shared_ptr<const nn::Scheduler> scheduler, scheduler_for(request));
-  nn::RunContext ctx(registry_, name_, request, result);
+  nn::RunContext ctx(registry_, name_, request, result, &overrides);
   const SdxlSpec& spec = *spec_;
 
   result.width = s.width;
@@ -128,11 +133,22 @@ Expected<GenerateResult> SdxlRunner::run(const GenerateRequest& request, const R
   const bool zero_negative = cfg && request.negative_prompts.empty() && spec.force_zeros_for_empty_prompt;
   const int64_t batch = static_cast<int64_t>(request.prompts.size()) * request.images_per_prompt;
   c10::InferenceMode inference;
+  nn::RequestShape shape;
+  shape.width = s.width, shape.height = s.height, shape.max_sequence_length = kClipLength;
+  shape.prompts = static_cast<int64_t>(request.prompts.size()), shape.images_per_prompt = request.images_per_prompt;
+  shape.cfg = cfg;
+  shape.encode_negatives = cfg && !zero_negative;
+  const SdxlWorkspace workspace = estimate_workspace(spec, shape, [&](std::string_view component) {
+    return ctx.activation_target(component == "text_encoder"     ? clip
+                                 : component == "text_encoder_2" ? clip2
+                                 : component == "unet"           ? unet
+                                                                 : vae);
+  });
 
   // ---- Text encoders.
   const auto encode_start = nn::WallClock::now();
   if (!ctx.report_stage(Stage::kEncode, s.steps)) return cancelled("generate: cancelled by the progress callback");
-  TP_ASSIGN_OR_RETURN(Conditioning c, encode(ctx, nn::texts_to_encode(request, cfg && !zero_negative)));
+  TP_ASSIGN_OR_RETURN(Conditioning c, encode(ctx, nn::texts_to_encode(request, cfg && !zero_negative), workspace));
   if (zero_negative) {
     c.context = at::cat({at::zeros_like(c.context), c.context}, 0);
     c.pooled = at::cat({at::zeros_like(c.pooled), c.pooled}, 0);
@@ -150,7 +166,7 @@ Expected<GenerateResult> SdxlRunner::run(const GenerateRequest& request, const R
   const int64_t vsf = spec.vae.scale_factor();
   at::Tensor latents;
   {
-    TP_ASSIGN_OR_RETURN(auto net, ctx.lease<UNet>(unet, spec.unet, key_ + "/unet"));
+    TP_ASSIGN_OR_RETURN(auto net, ctx.lease<UNet>(unet, spec.unet, key_ + "/unet", workspace.unet));
     const at::Device device = net.second.device;
     const at::ScalarType dtype = net.second.dtype;
     const int64_t runs = cfg ? 2 * batch : batch;
@@ -191,7 +207,7 @@ Expected<GenerateResult> SdxlRunner::run(const GenerateRequest& request, const R
   if (overrides.final_latents) *overrides.final_latents = latents;
   result.timings.denoise_s = nn::seconds_since(denoise_start);
 
-  TP_TRY(nn::decode_images(ctx, vae, spec.vae, key_ + "/vae", latents, s.steps, result));
+  TP_TRY(nn::decode_images(ctx, vae, spec.vae, key_ + "/vae", latents, s.steps, result, workspace.vae));
   return std::move(result);
 }
 

@@ -4,44 +4,18 @@
 // kResourceExhausted with the numbers. Either way no lease is left and the
 // next request works. The failure is injected on the CPU through c10's
 // allocator hook, at a chosen allocation after step 1.
-#include <c10/core/Allocator.h>
-#include <c10/core/CPUAllocator.h>
-#include <c10/util/Exception.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <string>
 #include <vector>
 
+#include "support/counting_cpu_allocator.h"
 #include "twistedpic/pipeline.h"
 #include "twistedpic/runtime.h"
 
 namespace tp {
 namespace {
-
-// The CPU allocator with a fault: once armed, the n-th allocation from then
-// throws c10::OutOfMemoryError, as a CUDA allocation that finds no memory does.
-class FailingCpuAllocator final : public c10::Allocator {
- public:
-  explicit FailingCpuAllocator(c10::Allocator* real) : real_(real) {}
-  void fail_at(int n) { countdown_ = n; }
-  int failures() const { return failures_; }
-
-  c10::DataPtr allocate(size_t bytes) override {
-    if (countdown_.load() > 0 && --countdown_ == 0) {
-      ++failures_;
-      TORCH_CHECK_WITH(OutOfMemoryError, false, "injected: out of memory allocating ", bytes, " bytes");
-    }
-    return real_->allocate(bytes);
-  }
-  void copy_data(void* dest, const void* src, std::size_t count) const override { real_->copy_data(dest, src, count); }
-  // Kernels' scratch goes through raw_allocate / raw_deallocate, which need the real deleter.
-  c10::DeleterFnPtr raw_deleter() const override { return real_->raw_deleter(); }
-
- private:
-  c10::Allocator* const real_;
-  std::atomic<int> countdown_{0}, failures_{0};
-};
 
 class OutOfMemory : public ::testing::Test {
  protected:
@@ -62,10 +36,12 @@ class OutOfMemory : public ::testing::Test {
     auto clean = pipeline_->generate(request());
     ASSERT_TRUE(clean) << clean.error().message;
     clean_ = clean->images.at(0).rgb;
-    c10::SetAllocator(c10::DeviceType::CPU, &failing_, kPriority);
+    failing_.reset_failures();
+    failing_.install();
   }
   void TearDown() override {
-    c10::SetAllocator(c10::DeviceType::CPU, real_, kPriority);
+    failing_.fail_at(0);
+    failing_.uninstall();
     for (const ModelInfo& m : registry_->list()) EXPECT_EQ(m.leases, 0u) << m.name;
     // The next request works, and gives the clean image.
     auto next = pipeline_->generate(request());
@@ -81,9 +57,9 @@ class OutOfMemory : public ::testing::Test {
     return r;
   }
 
-  static constexpr uint8_t kPriority = 200;  // above the default CPU allocator's
-  c10::Allocator* const real_ = c10::GetAllocator(c10::DeviceType::CPU);
-  FailingCpuAllocator failing_{real_};
+  // The CPU allocator with a fault: once armed, the n-th allocation from
+  // then throws c10::OutOfMemoryError, as a CUDA allocation that finds no memory does.
+  testing::HookedCpuAllocator& failing_ = testing::HookedCpuAllocator::instance();
   std::unique_ptr<ModelRegistry> registry_;
   std::unique_ptr<Pipeline> pipeline_;
   std::vector<uint8_t> clean_;
