@@ -233,13 +233,24 @@ void subscribe_watch(Session& s) {
 }
 
 int run_list(Session& s) {
-  std::printf("%-28s %-18s %-6s %-10s %-8s %12s %12s %6s\n", "MODEL", "TYPE", "DTYPE", "STATE", "TIER", "DEVICE",
-              "HOST", "LOADS");
+  std::printf("%-28s %-18s %-6s %-10s %-8s %-10s %12s %12s %6s\n", "MODEL", "TYPE", "DTYPE", "STATE", "TIER", "ON",
+              "DEVICE", "HOST", "LOADS");
   for (const tp::ModelInfo& m : s.registry->list())
-    std::printf("%-28s %-18s %-6s %-10s %-8s %12s %12s %6llu\n", m.name.c_str(), m.pipeline_type.c_str(),
+    std::printf("%-28s %-18s %-6s %-10s %-8s %-10s %12s %12s %6llu\n", m.name.c_str(), m.pipeline_type.c_str(),
                 std::string(tp::dtype_config_name(m.dtype)).c_str(), std::string(tp::state_name(m.state)).c_str(),
-                std::string(tp::tier_name(m.tier)).c_str(), mib(static_cast<int64_t>(m.device_bytes)).c_str(),
-                mib(static_cast<int64_t>(m.host_bytes)).c_str(), static_cast<unsigned long long>(m.load_count));
+                std::string(tp::tier_name(m.tier)).c_str(), m.device.c_str(),
+                mib(static_cast<int64_t>(m.device_bytes)).c_str(), mib(static_cast<int64_t>(m.host_bytes)).c_str(),
+                static_cast<unsigned long long>(m.load_count));
+  // The devices: what each holds, what others hold, what the policy keeps free.
+  const tp::RegistryStats st = s.registry->stats();
+  std::printf("\n%-10s %12s %12s %12s %12s %12s %12s\n", "DEVICE", "TOTAL", "FREE", "MODELS", "SCRATCH", "OTHERS",
+              "HEADROOM");
+  for (const tp::DeviceStats& d : st.devices)
+    std::printf("%-10s %12s %12s %12s %12s %12s %12s\n", d.name.c_str(), mib(static_cast<int64_t>(d.total_bytes)).c_str(),
+                mib(static_cast<int64_t>(d.free_bytes)).c_str(), mib(static_cast<int64_t>(d.held_bytes)).c_str(),
+                mib(static_cast<int64_t>(d.scratch_bytes)).c_str(),
+                mib(static_cast<int64_t>(d.other_process_bytes)).c_str(),
+                mib(static_cast<int64_t>(d.headroom_bytes)).c_str());
   return 0;
 }
 

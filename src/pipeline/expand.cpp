@@ -81,6 +81,19 @@ class SharedNetworks {
   Candidate pending_;
 };
 
+bool has_network(const PipelineFamily& family, const std::string& component) {
+  return std::any_of(family.networks.begin(), family.networks.end(),
+                     [&](const NetworkSpec& n) { return component == n.component; });
+}
+
+// "a sd3 pipeline has no network 'x' (its networks: transformer, vae, ...)"
+std::string no_network(const PipelineFamily& family, const std::string& component) {
+  std::string names;
+  for (const NetworkSpec& n : family.networks) names += (names.empty() ? "" : ", ") + std::string(n.component);
+  return "a " + std::string(family.pipeline_type) + " pipeline has no network '" + component + "' (its networks: " +
+         names + ")";
+}
+
 // ModelConfig::component_files: a network's weights from one file (Flux's
 // flux1-dev.safetensors) instead of its folder, whose config.json still describes it.
 Status use_component_files(DiffusersFolder& folder, const PipelineFamily& family, const ModelConfig& m,
@@ -89,10 +102,7 @@ Status use_component_files(DiffusersFolder& folder, const PipelineFamily& family
     const std::string& component = entry.first;  // not a structured binding: clang 14 cannot capture one
     const std::string& file = entry.second;
     const std::string field = where + ": components." + component;
-    if (std::none_of(family.networks.begin(), family.networks.end(),
-                     [&](const NetworkSpec& n) { return component == n.component; }))
-      return invalid_argument(field + ": a " + std::string(family.pipeline_type) + " pipeline has no network '" +
-                              component + "'");
+    if (!has_network(family, component)) return invalid_argument(field + ": " + no_network(family, component));
     auto c = std::find_if(folder.components.begin(), folder.components.end(),
                           [&](const DiffusersComponent& x) { return x.name == component; });
     if (c == folder.components.end() || c->config_file.empty())
@@ -160,6 +170,9 @@ Expected<RegistryConfig> expand_pipeline_components(RegistryConfig config, const
       return unimplemented(where + ": " + root.string() + " holds a '" + folder->class_name + "', not a " +
                            std::string(family->folder_classes.front()));
     TP_TRY(use_component_files(*folder, *family, m, where));
+    for (const auto& entry : m.component_devices)
+      if (!has_network(*family, entry.first))
+        return invalid_argument(where + ": component_devices." + entry.first + ": " + no_network(*family, entry.first));
     PipelineConfig p{m.name, m.pipeline_type, root, {}, nullptr};
     TP_ASSIGN_OR_RETURN(p.spec, family->describe(*folder, where));
     TP_ASSIGN_OR_RETURN(const CheckpointParts parts, checkpoint_parts(*family, *p.spec, m, where));
@@ -180,6 +193,8 @@ Expected<RegistryConfig> expand_pipeline_components(RegistryConfig config, const
                              "'; twistedpic runs a '" + spec.class_name + "' there");
       ModelConfig net = m;
       net.dtype = p.spec->network_dtype(spec.component, m.dtype);
+      if (auto d = m.component_devices.find(spec.component); d != m.component_devices.end()) net.device = d->second;
+      net.component_devices.clear();
       // A part of a checkpoint is its own model: the file's digest would take the four parts for twins.
       const std::string* twin = part == parts.end() ? shared.find(*c, net) : nullptr;
       const std::string unit_name = twin ? *twin : m.name + "/" + spec.component;

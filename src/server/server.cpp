@@ -696,6 +696,7 @@ void ImageServer::Impl::ps(httplib::Response& res) {
                       {"tier", std::string(tier_name(m.tier))},
                       {"size", m.device_bytes + m.host_bytes},
                       {"size_vram", m.device_bytes},
+                      {"device", m.device},
                       {"device_bytes", m.device_bytes},
                       {"host_bytes", m.host_bytes},
                       {"leases", m.leases},
@@ -704,7 +705,19 @@ void ImageServer::Impl::ps(httplib::Response& res) {
                       {"expires_at", expires ? json(iso8601(*expires)) : json(nullptr)},
                       {"last_error", m.last_error.empty() ? json(nullptr) : json(m.last_error)}});
   }
-  res.set_content(dump(json{{"models", models}}), "application/json");
+  json devices = json::array();
+  for (const DeviceStats& d : registry.stats().devices)
+    devices.push_back({{"name", d.name},
+                       {"total_bytes", d.total_bytes},
+                       {"free_bytes", d.free_bytes},
+                       {"held_bytes", d.held_bytes},
+                       {"other_process_bytes", d.other_process_bytes},
+                       {"headroom_bytes", d.headroom_bytes},
+                       {"budget_bytes", d.budget_bytes},
+                       {"scratch_bytes", d.scratch_bytes},
+                       {"admission_queue", d.admission_queue},
+                       {"resident_models", d.resident_models}});
+  res.set_content(dump(json{{"models", models}, {"devices", devices}}), "application/json");
 }
 
 void ImageServer::Impl::unload(const httplib::Request& req, httplib::Response& res) {
@@ -807,6 +820,19 @@ void ImageServer::Impl::metrics(httplib::Response& res) {
   gauge("twistedpic_device_bytes_other_processes", "Device bytes held by other processes (NVML).",
         st.other_process_bytes);
   gauge("twistedpic_device_headroom_bytes", "Device bytes the policy keeps free for others.", st.headroom_bytes);
+  out << "# HELP twistedpic_device_memory_bytes Each device's memory, by what holds it: total, free, models"
+         " (our weights), scratch (the weight engine's pool), others (other processes), headroom (kept free"
+         " for others), budget (ours at most; 0: none).\n"
+         "# TYPE twistedpic_device_memory_bytes gauge\n";
+  for (const DeviceStats& d : st.devices) {
+    const std::string dev = "device=\"" + label(d.name) + "\"";
+    const std::pair<const char*, uint64_t> kinds[] = {
+        {"total", d.total_bytes},       {"free", d.free_bytes},           {"models", d.held_bytes},
+        {"scratch", d.scratch_bytes},   {"others", d.other_process_bytes}, {"headroom", d.headroom_bytes},
+        {"budget", d.budget_bytes}};
+    for (const auto& [kind, v] : kinds)
+      out << "twistedpic_device_memory_bytes{" << dev << ",kind=\"" << kind << "\"} " << v << "\n";
+  }
   std::array<double, Histogram::kBoundsMs.size()> bounds_s{};
   for (size_t i = 0; i < bounds_s.size(); ++i) bounds_s[i] = Histogram::kBoundsMs[i] / 1000.0;
   out << "# HELP twistedpic_load_duration_seconds Loads, by source tier.\n"

@@ -185,6 +185,12 @@ def case_curl(cli, workdir):
     ps = {m["name"]: m for m in json.loads(body)["models"]}
     check(any(m["tier"] == "device" for m in ps.values()), f"/api/ps after a generation (balanced): {body}", s)
     check(all(m["leases"] == 0 for m in ps.values()), f"/api/ps: leases left: {body}", s)
+    devices = json.loads(body)["devices"]
+    check(len(devices) == 1 and devices[0]["total_bytes"] > 0
+          and devices[0]["held_bytes"] == sum(m["device_bytes"] for m in ps.values()),
+          f"/api/ps: devices {devices} do not add up to the models' device bytes", s)
+    check(all(m["device"] == devices[0]["name"] for m in ps.values()), f"/api/ps: models off the device list: {body}", s)
+    device_name = devices[0]["name"]
 
     # keep_alive 5m: an expires_at; keep_alive 0: every network on disk when the answer comes.
     code, body = curl(f"{base}/v1/images/generations", "-H", "Content-Type: application/json",
@@ -218,7 +224,9 @@ def case_curl(cli, workdir):
                    'twistedpic_http_requests_total{route="/v1/images/generations",status="200"} 4',
                    "twistedpic_admission_queue 0", "twistedpic_admission_waits_total ",
                    "twistedpic_cache_bytes_returned_total ", "twistedpic_device_bytes_other_processes ",
-                   "twistedpic_device_headroom_bytes "):
+                   "twistedpic_device_headroom_bytes ",
+                   f'twistedpic_device_memory_bytes{{device="{device_name}",kind="models"}} 0',
+                   f'twistedpic_device_memory_bytes{{device="{device_name}",kind="total"}} '):
         check(needle in body, f"/metrics lacks {needle!r}:\n{body}", s)
     loads = int(next(l for l in body.splitlines() if l.startswith("twistedpic_loads_total ")).split()[1])
     check(loads >= 2 * len(names) - 1, f"/metrics: {loads} loads", s)
