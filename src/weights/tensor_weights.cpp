@@ -103,50 +103,6 @@ Status read_chunk(const detail::ReadOnlyFile& file, const Chunk& chunk, char* bu
 
 }  // namespace
 
-// ---- PinnedPool ---------------------------------------------------------------
-
-PinnedPool::PinnedPool(std::shared_ptr<Device> device, uint64_t buffer_bytes, size_t max_cached)
-    : device_(std::move(device)), buffer_bytes_(buffer_bytes), max_cached_(max_cached) {}
-
-PinnedPool::~PinnedPool() {
-  for (void* b : free_) device_->free_pinned(b, buffer_bytes_);
-}
-
-Expected<void*> PinnedPool::acquire() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!free_.empty()) {
-      void* b = free_.back();
-      free_.pop_back();
-      return b;
-    }
-    ++allocations_;
-  }
-  return device_->allocate_pinned(buffer_bytes_);
-}
-
-void PinnedPool::release(void* buffer) {
-  if (!buffer) return;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (free_.size() < max_cached_) {
-      free_.push_back(buffer);
-      return;
-    }
-  }
-  device_->free_pinned(buffer, buffer_bytes_);
-}
-
-size_t PinnedPool::cached() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return free_.size();
-}
-
-uint64_t PinnedPool::allocations() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return allocations_;
-}
-
 // ---- TensorWeights ------------------------------------------------------------
 
 Expected<std::unique_ptr<TensorWeights>> TensorWeights::open(std::vector<WeightFile> files, std::optional<DType> dtype,

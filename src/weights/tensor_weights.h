@@ -7,14 +7,14 @@
 //     pooled pinned buffers, each thread double-buffering its copies on its
 //     own lane (CUDA stream), converting dtypes on the device when asked (a
 //     piece to convert is staged 16-byte aligned, as typed GPU loads need,
-//     in device scratch borrowed from the device's ScratchPool);
+//     in device scratch borrowed from the device's ScratchPool, buffer_pool.h);
 //   device -> host: one pinned host arena, the host tier;
 //   host -> device: a straight copy of that arena, split across lanes.
 //
 // TensorWeightBackend opens configured models (a diffusers folder, a folder
 // of safetensors files, one file, or a Hugging Face id in the local cache)
 // for the registry. It owns its device's two pools: pinned staging buffers
-// and device scratch (weights/scratch_pool.h), shared by every model it opens.
+// and device scratch (weights/buffer_pool.h), shared by every model it opens.
 //
 // Threading: a TensorWeights is driven by one thread at a time (the registry
 // guarantees it); its accessors may be read concurrently while it is
@@ -32,7 +32,7 @@
 #include <vector>
 
 #include "device/device.h"
-#include "weights/scratch_pool.h"
+#include "weights/buffer_pool.h"
 #include "weights/tensor_selection.h"
 #include "twistedpic/model_weights.h"
 
@@ -44,29 +44,6 @@ struct TransferOptions {
   uint64_t chunk_bytes = 16ull << 20;
   // Reading threads, each double-buffered on its own lane. Default: 4.
   int readers = 4;
-};
-
-// Reuses pinned staging buffers across loads: allocating pinned memory is slow.
-class TP_EXPORT PinnedPool {
- public:
-  PinnedPool(std::shared_ptr<Device> device, uint64_t buffer_bytes, size_t max_cached);
-  ~PinnedPool();
-  PinnedPool(const PinnedPool&) = delete;
-  PinnedPool& operator=(const PinnedPool&) = delete;
-
-  uint64_t buffer_bytes() const { return buffer_bytes_; }
-  Expected<void*> acquire();
-  void release(void* buffer);
-  size_t cached() const;
-  uint64_t allocations() const;  // pinned allocations made so far
-
- private:
-  std::shared_ptr<Device> device_;
-  const uint64_t buffer_bytes_;
-  const size_t max_cached_;
-  mutable std::mutex mu_;
-  std::vector<void*> free_;  // guarded by mu_
-  uint64_t allocations_ = 0; // guarded by mu_
 };
 
 // A safetensors file, and the prefix its tensor names get in the model

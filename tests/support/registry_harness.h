@@ -44,13 +44,45 @@ inline ModelConfig model(std::string name, uint64_t bytes, int priority = 0, boo
   return m;
 }
 
-struct Harness {
-  std::shared_ptr<SimulatedDevice> device;
-  std::shared_ptr<SimulatedBackend> backend;
+// What both harnesses keep: the registry under test, its ManualClock, and
+// every event it published.
+struct RecordingRegistry {
   std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>();
   std::unique_ptr<ModelRegistry> registry;
   std::mutex mu;
   std::vector<ResidencyEvent> events;
+
+  ModelInfo info(const std::string& name) const { return registry->info(name).value(); }
+  ModelState state(const std::string& name) const { return info(name).state; }
+
+ protected:
+  // Keeps the registry `r` made (a test failure if it failed) and records its events.
+  void adopt(Expected<std::unique_ptr<ModelRegistry>> r) {
+    EXPECT_TRUE(r) << r.error().to_string();
+    if (!r) return;
+    registry = std::move(*r);
+    registry->subscribe([this](const ResidencyEvent& ev) {
+      std::lock_guard<std::mutex> lock(mu);
+      events.push_back(ev);
+    });
+  }
+
+  // "name[@device]:from->to:reason" for each event so far, then clears them.
+  std::vector<std::string> take_events(bool with_device) {
+    std::lock_guard<std::mutex> lock(mu);
+    std::vector<std::string> out;
+    for (const auto& e : events)
+      out.push_back(e.model + (with_device ? "@" + e.device : "") + ":" + std::string(tier_name(e.from)) + "->" +
+                    std::string(tier_name(e.to)) + ":" + std::string(reason_name(e.reason)) +
+                    (e.failed ? ":failed" : ""));
+    events.clear();
+    return out;
+  }
+};
+
+struct Harness : RecordingRegistry {
+  std::shared_ptr<SimulatedDevice> device;
+  std::shared_ptr<SimulatedBackend> backend;
 
   explicit Harness(RegistryConfig config, uint64_t device_bytes = 10 * kGiB, SimulatedBackend::Hooks hooks = {},
                    std::vector<std::shared_ptr<MemoryPolicy>> policies = {}) {
@@ -63,30 +95,11 @@ struct Harness {
     options.clock = clock;
     options.background_thread = false;
     options.policies = std::move(policies);
-    auto r = ModelRegistry::create(std::move(config), std::move(options));
-    EXPECT_TRUE(r) << r.error().to_string();
-    if (r) {
-      registry = std::move(*r);
-      registry->subscribe([this](const ResidencyEvent& ev) {
-        std::lock_guard<std::mutex> lock(mu);
-        events.push_back(ev);
-      });
-    }
+    adopt(ModelRegistry::create(std::move(config), std::move(options)));
   }
-
-  ModelInfo info(const std::string& name) const { return registry->info(name).value(); }
-  ModelState state(const std::string& name) const { return info(name).state; }
 
   // "name:from->to:reason" for each event so far, then clears them.
-  std::vector<std::string> take_events() {
-    std::lock_guard<std::mutex> lock(mu);
-    std::vector<std::string> out;
-    for (const auto& e : events)
-      out.push_back(e.model + ":" + std::string(tier_name(e.from)) + "->" + std::string(tier_name(e.to)) + ":" +
-                    std::string(reason_name(e.reason)) + (e.failed ? ":failed" : ""));
-    events.clear();
-    return out;
-  }
+  std::vector<std::string> take_events() { return RecordingRegistry::take_events(false); }
 
   // Bytes the registry accounts on the device equal the simulated device's.
   void expect_accounting() const {
@@ -101,14 +114,10 @@ struct Harness {
 // given sizes), each with its own SimulatedBackend and cache clean-up (which
 // empties that device's simulated cache and counts its runs), one ManualClock,
 // recording every event.
-struct MultiHarness {
+struct MultiHarness : RecordingRegistry {
   std::vector<std::shared_ptr<SimulatedDevice>> devices;
   std::vector<std::shared_ptr<SimulatedBackend>> backends;
   std::vector<std::shared_ptr<std::atomic<int>>> cleanups;
-  std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>();
-  std::unique_ptr<ModelRegistry> registry;
-  std::mutex mu;
-  std::vector<ResidencyEvent> events;
 
   static Expected<std::unique_ptr<ModelRegistry>> create(RegistryConfig config, MultiHarness& h,
                                                          const std::vector<uint64_t>& sizes) {
@@ -132,31 +141,11 @@ struct MultiHarness {
   }
 
   MultiHarness(RegistryConfig config, const std::vector<uint64_t>& sizes) {
-    auto r = create(std::move(config), *this, sizes);
-    EXPECT_TRUE(r) << r.error().to_string();
-    if (r) {
-      registry = std::move(*r);
-      registry->subscribe([this](const ResidencyEvent& ev) {
-        std::lock_guard<std::mutex> lock(mu);
-        events.push_back(ev);
-      });
-    }
+    adopt(create(std::move(config), *this, sizes));
   }
-
-  ModelInfo info(const std::string& name) const { return registry->info(name).value(); }
-  ModelState state(const std::string& name) const { return info(name).state; }
 
   // "name@device:from->to:reason" for each event so far, then clears them.
-  std::vector<std::string> take_events() {
-    std::lock_guard<std::mutex> lock(mu);
-    std::vector<std::string> out;
-    for (const auto& e : events)
-      out.push_back(e.model + "@" + e.device + ":" + std::string(tier_name(e.from)) + "->" +
-                    std::string(tier_name(e.to)) + ":" + std::string(reason_name(e.reason)) +
-                    (e.failed ? ":failed" : ""));
-    events.clear();
-    return out;
-  }
+  std::vector<std::string> take_events() { return RecordingRegistry::take_events(true); }
 
   // Per device, the bytes the registry accounts there equal the simulated
   // device's, and the stats' per-device rows add up to their totals.

@@ -68,8 +68,9 @@ ActivationTarget RunContext::activation_target(const std::string& model) const {
   auto info = registry_.info(model);
   const DType dtype = info ? info->dtype : DType::kF32;
   t.elem_bytes = static_cast<int64_t>(dtype_size(dtype));
+  // A model not placed yet ("auto") goes to a GPU when there is one.
   const std::string device = info ? info->device : std::string();
-  t.cpu = device.empty() ? !at::hasCUDA() : device.rfind("cuda", 0) != 0;
+  t.cpu = device.empty() || device == kAutoModelDevice ? !at::hasCUDA() : device.rfind("cuda", 0) != 0;
   t.threads = at::get_num_threads();
   return t;
 }

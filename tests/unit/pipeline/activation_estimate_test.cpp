@@ -18,6 +18,7 @@
 
 #include "pipeline/runner.h"
 #include "support/counting_cpu_allocator.h"
+#include "support/pipeline_registry.h"
 #include "twistedpic/pipeline.h"
 #include "twistedpic/runtime.h"
 
@@ -41,14 +42,7 @@ class ActivationEstimate : public ::testing::Test {
  protected:
   void open(const std::string& folder, const std::string& type) {
     ASSERT_TRUE(std::filesystem::exists(folder)) << folder;
-    auto config = parse_registry_config(R"({"models": {"m": {"path": ")" + folder + R"(", "pipeline_type": ")" +
-                                        type + R"(", "dtype": "fp32"}}})");
-    ASSERT_TRUE(config) << config.error().message;
-    auto expanded = expand_pipeline_components(std::move(*config));
-    ASSERT_TRUE(expanded) << expanded.error().message;
-    auto options = default_registry_options();
-    ASSERT_TRUE(options) << options.error().message;
-    auto registry = ModelRegistry::create(std::move(*expanded), std::move(*options));
+    auto registry = testing::pipeline_registry(testing::one_pipeline_json("m", folder, type));
     ASSERT_TRUE(registry) << registry.error().message;
     registry_ = std::move(*registry);
     auto pipeline = Pipeline::create(*registry_, "m");

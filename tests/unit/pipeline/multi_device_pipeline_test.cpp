@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "device/device.h"
+#include "support/pipeline_registry.h"
 #include "twistedpic/pipeline.h"
 #include "weights/default_options.h"
 
@@ -21,17 +22,15 @@ namespace {
 
 constexpr uint64_t kBudget = 1ull << 30;
 
+// The tiny SD3 under max_speed (every network stays where it was loaded), with `extra` fields.
 std::string config_json(const std::string& extra) {
-  return R"({"preset": "max_speed", "models": {"tiny": {"path": ")" TP_DEFAULT_MODEL_DIR
-         R"(", "pipeline_type": "sd3", "dtype": "fp32")" +
-         extra + "}}}";
+  std::string json = testing::one_pipeline_json("tiny", TP_DEFAULT_MODEL_DIR, "sd3", extra);
+  return json.insert(1, R"("preset": "max_speed", )");
 }
 
 Expected<std::unique_ptr<ModelRegistry>> registry_on(const std::string& json, RegistryOptions options) {
-  TP_ASSIGN_OR_RETURN(RegistryConfig config, parse_registry_config(json));
-  TP_ASSIGN_OR_RETURN(RegistryConfig expanded, expand_pipeline_components(std::move(config)));
   options.background_thread = false;
-  return ModelRegistry::create(std::move(expanded), std::move(options));
+  return testing::pipeline_registry(json, std::move(options));
 }
 
 Expected<std::vector<uint8_t>> pixels(ModelRegistry& registry) {
@@ -115,13 +114,11 @@ TEST(MultiDevicePipeline, ANetworkThatDoesNotFitItsDeviceFailsNamingIt) {
 }
 
 TEST(MultiDevicePipeline, ComponentDevicesNamingAMissingNetworkIsRefused) {
-  auto config = parse_registry_config(config_json(R"(, "component_devices": {"unet": "cpu:1"})"));
-  ASSERT_TRUE(config) << config.error().to_string();
-  auto expanded = expand_pipeline_components(std::move(*config));
-  ASSERT_FALSE(expanded);
-  EXPECT_EQ(expanded.error().code, ErrorCode::kInvalidArgument);
-  EXPECT_NE(expanded.error().message.find("component_devices.unet"), std::string::npos) << expanded.error().message;
-  EXPECT_NE(expanded.error().message.find("its networks: "), std::string::npos) << expanded.error().message;
+  auto registry = registry_on(config_json(R"(, "component_devices": {"unet": "cpu:1"})"), two_cpu_devices());
+  ASSERT_FALSE(registry);
+  EXPECT_EQ(registry.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(registry.error().message.find("component_devices.unet"), std::string::npos) << registry.error().message;
+  EXPECT_NE(registry.error().message.find("its networks: "), std::string::npos) << registry.error().message;
 }
 
 TEST(MultiDevicePipeline, ComponentDevicesMustBeDeviceNames) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "support/counting_cpu_allocator.h"
+#include "support/pipeline_registry.h"
 #include "twistedpic/pipeline.h"
 #include "twistedpic/runtime.h"
 
@@ -20,14 +21,7 @@ namespace {
 class OutOfMemory : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto config = parse_registry_config(R"({"models": {"tiny": {"path": ")" TP_DEFAULT_MODEL_DIR
-                                        R"(", "pipeline_type": "sd3", "dtype": "fp32"}}})");
-    ASSERT_TRUE(config) << config.error().message;
-    auto expanded = expand_pipeline_components(std::move(*config));
-    ASSERT_TRUE(expanded) << expanded.error().message;
-    auto options = default_registry_options();
-    ASSERT_TRUE(options) << options.error().message;
-    auto registry = ModelRegistry::create(std::move(*expanded), std::move(*options));
+    auto registry = testing::pipeline_registry(testing::one_pipeline_json("tiny", TP_DEFAULT_MODEL_DIR, "sd3"));
     ASSERT_TRUE(registry) << registry.error().message;
     registry_ = std::move(*registry);
     auto pipeline = Pipeline::create(*registry_, "tiny");

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/pipeline_registry.h"
 #include "twistedpic/pipeline.h"
 #include "twistedpic/runtime.h"
 
@@ -38,14 +39,7 @@ Expected<std::vector<uint8_t>> pixels(Pipeline& pipeline, uint64_t seed) {
 }
 
 TEST(PipelineStress, GenerationsStayExactWhileTheirNetworksAreUnloadedAndPreloaded) {
-  auto config = parse_registry_config(R"({"models": {"tiny": {"path": ")" TP_DEFAULT_MODEL_DIR
-                                      R"(", "pipeline_type": "sd3", "dtype": "fp32"}}})");
-  ASSERT_TRUE(config) << config.error().message;
-  auto expanded = expand_pipeline_components(std::move(*config));
-  ASSERT_TRUE(expanded) << expanded.error().message;
-  auto options = default_registry_options();
-  ASSERT_TRUE(options) << options.error().message;
-  auto registry = ModelRegistry::create(std::move(*expanded), std::move(*options));
+  auto registry = testing::pipeline_registry(testing::one_pipeline_json("tiny", TP_DEFAULT_MODEL_DIR, "sd3"));
   ASSERT_TRUE(registry) << registry.error().message;
   auto first = Pipeline::create(**registry, "tiny");
   auto second = Pipeline::create(**registry, "tiny");

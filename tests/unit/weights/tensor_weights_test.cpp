@@ -10,7 +10,7 @@
 #include "device/device.h"
 #include "twistedpic/registry.h"
 #include "weights/default_options.h"
-#include "weights/scratch_pool.h"
+#include "weights/buffer_pool.h"
 #include "weights/tensor_weights.h"
 #include "support/fenced_device.h"
 #include "support/weights_test_util.h"
